@@ -1,0 +1,36 @@
+"""The exporter contract: one exporter per model family (as Hugging Face Optimum has one config per family).
+
+An exporter turns a fitted model into a self-contained ONNX graph:
+inputs ``waveform`` float32 [batch, samples] at the model's rate and ``lengths`` int64 [batch] (valid samples
+per row; rows are right-padded with zeros), outputs ``probabilities`` float32 [batch, 6] in label-id order
+and ``label`` int64 [batch]. Batch and samples are dynamic axes. Feature extraction lives inside the graph.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+WAVEFORM = "waveform"
+LENGTHS = "lengths"
+PROBABILITIES = "probabilities"
+LABEL = "label"
+DEFAULT_OPSET = 17
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Per-family export settings and the validation tolerances the export must meet."""
+
+    opset: int = DEFAULT_OPSET
+    max_abs_diff: float = 1e-3
+    min_agreement: float = 0.995
+
+
+class Exporter(Protocol):
+    family: str
+    config: ExportConfig
+
+    def build(self, model: Any, opset: int) -> Any:
+        """Return an ``onnx.ModelProto`` with the graph contract above (metadata is added by the caller)."""
+        ...

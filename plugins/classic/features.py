@@ -1,0 +1,206 @@
+"""Feature sets of the classic plugins.
+
+`emostats` (the default): utterance-level statistics of frame descriptors (MFCC, log-mel, energy, spectral
+shape, autocorrelation pitch and voicing). Every step is a fixed linear map, an elementwise op or a masked
+reduction over frames, so `exporters.classic` rebuilds it exactly inside an ONNX graph.
+
+`seed`: the original DACON student recipe (yin pitch, energy, tempo, 13 MFCC + deltas, padded to 1000
+frames and flattened), kept as a baseline; clips longer than 1000 frames are cut instead of crashing.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class EmoStatsConfig:
+    name: str = "emostats"
+    sample_rate: int = 16_000
+    n_fft: int = 1024
+    win_length: int = 640
+    hop_length: int = 160
+    n_mels: int = 64
+    fmin: float = 50.0
+    fmax: float = 8_000.0
+    n_mfcc: int = 20
+    pitch_min_hz: float = 70.0
+    pitch_max_hz: float = 500.0
+    voicing_threshold: float = 0.5
+    floor: float = 1e-10
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SeedConfig:
+    name: str = "seed"
+    sample_rate: int = 22_050
+    n_mfcc: int = 13
+    max_frames: int = 1000
+    pitch_fmin: float = 100.0
+    pitch_fmax: float = 1000.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+FEATURE_SETS: dict[str, type] = {"emostats": EmoStatsConfig, "seed": SeedConfig}
+DEFAULT_FEATURE_SET = "emostats"
+
+
+def feature_config(name: str) -> EmoStatsConfig | SeedConfig:
+    if name == "default":
+        name = DEFAULT_FEATURE_SET
+    if name not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {name!r}; choose one of: default, {', '.join(FEATURE_SETS)}")
+    return FEATURE_SETS[name]()
+
+
+# -- emostats -------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=4)
+def emostats_constants(config: EmoStatsConfig) -> dict[str, np.ndarray]:
+    """Fixed matrices shared by the native extractor and the ONNX exporter."""
+    import librosa
+    import scipy.fft
+
+    n_bins = config.n_fft // 2 + 1
+    window = librosa.filters.get_window("hann", config.win_length, fftbins=True)
+    window = librosa.util.pad_center(window, size=config.n_fft).astype(np.float64)
+    mel = librosa.filters.mel(
+        sr=config.sample_rate, n_fft=config.n_fft, n_mels=config.n_mels, fmin=config.fmin, fmax=config.fmax
+    )
+    dct = scipy.fft.dct(np.eye(config.n_mels), type=2, norm="ortho", axis=0)[: config.n_mfcc].T
+    frequencies_khz = librosa.fft_frequencies(sr=config.sample_rate, n_fft=config.n_fft) / 1000.0
+    min_lag = int(np.floor(config.sample_rate / config.pitch_max_hz))
+    max_lag = int(np.ceil(config.sample_rate / config.pitch_min_hz))
+    lags = np.arange(min_lag, max_lag + 1)
+    bins = np.arange(n_bins)
+    bin_weight = np.where((bins == 0) | (bins == n_bins - 1), 1.0, 2.0)
+    # autocorrelation at lag L from a power spectrum: sum_k w_k S_k cos(2 pi k L / n_fft)
+    cosines = bin_weight[:, None] * np.cos(2 * np.pi * np.outer(bins, np.concatenate([[0], lags])) / config.n_fft)
+    window_power = np.abs(np.fft.rfft(window)) ** 2
+    window_autocorr = window_power @ cosines
+    return {
+        "window": window,
+        "mel": mel.astype(np.float64),
+        "dct": dct,
+        "frequencies_khz": frequencies_khz,
+        "autocorr": cosines,
+        "window_autocorr": window_autocorr[1:] / window_autocorr[0],
+        "lags": lags.astype(np.float64),
+    }
+
+
+def emostats_frame_count(n_samples: int, config: EmoStatsConfig) -> int:
+    return 1 + (max(n_samples, config.n_fft) - config.n_fft) // config.hop_length
+
+
+def emostats_descriptor_names(config: EmoStatsConfig) -> list[str]:
+    mfcc = [f"mfcc{i}" for i in range(config.n_mfcc)]
+    frame = [*mfcc, "log_energy", "centroid_khz", "bandwidth_khz", "flatness", "voicing"]
+    names = [f"{n}_mean" for n in frame] + [f"{n}_std" for n in frame]
+    names += [f"d_{n}_std" for n in [*mfcc, "log_energy"]]
+    names += [f"logmel{i}_{s}" for s in ("mean", "std") for i in range(config.n_mels)]
+    names += ["log_energy_max", "log_energy_range"]
+    names += ["pitch_mean", "pitch_std", "pitch_min", "pitch_max", "voiced_fraction"]
+    return names
+
+
+def emostats_features(samples: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
+    """Fixed-size feature vector of one mono clip at `config.sample_rate`."""
+    import librosa
+
+    constants = emostats_constants(config)
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size < config.n_fft:
+        samples = np.pad(samples, (0, config.n_fft - samples.size))
+    spectrum = librosa.stft(
+        samples, n_fft=config.n_fft, hop_length=config.hop_length, window=constants["window"], center=False
+    )
+    power = (np.abs(spectrum) ** 2).T.astype(np.float64)  # [frames, bins]
+    return emostats_from_power(power, config)
+
+
+def emostats_from_power(power: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
+    constants = emostats_constants(config)
+    floor = config.floor
+    log_mel = 10.0 * np.log10(power @ constants["mel"].T + floor)
+    mfcc = log_mel @ constants["dct"]
+    total = power.sum(axis=1) + floor
+    log_energy = 10.0 * np.log10(total / power.shape[1])
+    frequencies = constants["frequencies_khz"]
+    centroid = (power @ frequencies) / total
+    bandwidth = np.sqrt(np.maximum((power @ frequencies**2) / total - centroid**2, 0.0))
+    log_power = np.log(power + floor)
+    flatness = log_power.mean(axis=1) - np.log(power.mean(axis=1) + floor)
+
+    autocorr = power @ constants["autocorr"]
+    normalised = autocorr[:, 1:] / (autocorr[:, :1] + floor) / constants["window_autocorr"]
+    best = np.argmax(normalised, axis=1)
+    voicing = np.take_along_axis(normalised, best[:, None], axis=1)[:, 0]
+    log_pitch = np.log2(config.sample_rate / constants["lags"][best])
+
+    frame = np.column_stack([mfcc, log_energy, centroid, bandwidth, flatness, voicing])
+    deltas = np.diff(np.column_stack([mfcc, log_energy]), axis=0)
+    if deltas.shape[0] == 0:
+        deltas = np.zeros((1, deltas.shape[1]))
+    voiced = voicing > config.voicing_threshold
+    voiced_pitch = log_pitch[voiced]
+    if voiced_pitch.size:
+        pitch = [voiced_pitch.mean(), voiced_pitch.std(), voiced_pitch.min(), voiced_pitch.max()]
+    else:
+        pitch = [0.0, 0.0, 0.0, 0.0]
+    vector = np.concatenate(
+        [
+            frame.mean(axis=0),
+            frame.std(axis=0),
+            deltas.std(axis=0),
+            log_mel.mean(axis=0),
+            log_mel.std(axis=0),
+            [log_energy.max(), log_energy.max() - log_energy.min()],
+            pitch,
+            [voiced.mean()],
+        ]
+    )
+    return vector.astype(np.float32)
+
+
+# -- seed -----------------------------------------------------------------------------------------------
+
+
+def seed_features(samples: np.ndarray, config: SeedConfig) -> np.ndarray:
+    """The original recipe, from a clip already resampled to 22.05 kHz."""
+    import librosa
+
+    audio = np.asarray(samples, dtype=np.float32)
+    sr = config.sample_rate
+    pitch = librosa.yin(audio, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sr)
+    energy = np.mean(audio**2)
+    onset_envelope = librosa.onset.onset_strength(y=audio, sr=sr)
+    tempo = librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr)[0]
+    mfcc = librosa.feature.mfcc(y=audio, sr=sr, n_mfcc=config.n_mfcc)
+    delta = librosa.feature.delta(mfcc)
+    delta2 = librosa.feature.delta(mfcc, order=2)
+
+    def fit(matrix: np.ndarray) -> np.ndarray:
+        matrix = matrix[..., : config.max_frames]
+        padding = [(0, 0)] * (matrix.ndim - 1) + [(0, config.max_frames - matrix.shape[-1])]
+        return np.pad(matrix, padding)
+
+    return np.concatenate(
+        [fit(pitch), [energy], [tempo], fit(mfcc).ravel(), fit(delta).ravel(), fit(delta2).ravel()]
+    ).astype(np.float32)
+
+
+def extract(samples: np.ndarray, config: EmoStatsConfig | SeedConfig) -> np.ndarray:
+    if isinstance(config, EmoStatsConfig):
+        return emostats_features(samples, config)
+    return seed_features(samples, config)

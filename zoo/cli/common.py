@@ -1,0 +1,72 @@
+"""Pieces shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from zoo.errors import EmozooError
+
+ON_ERROR = click.option(
+    "--on-error",
+    type=click.Choice(["fail", "skip"]),
+    default="fail",
+    show_default=True,
+    help="On a bad audio file: stop, or report it and go on with the rest.",
+)
+MAX_DURATION = click.option(
+    "--max-duration", type=float, default=600.0, show_default=True, help="Longest clip accepted, in seconds."
+)
+
+
+def parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    if lowered in {"none", "null"}:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    params = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        key, value = pair.split("=", 1)
+        params[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return params
+
+
+def report_failures(failures: Sequence[tuple[Any, str]]) -> None:
+    if not failures:
+        return
+    click.echo(f"skipped {len(failures)} bad file(s):", err=True)
+    for _, message in failures:
+        click.echo(f"  {message}", err=True)
+
+
+def fail(error: Exception) -> None:
+    click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+class EmozooGroup(click.Group):
+    """Turns EmozooError (and bad-argument ValueErrors) into one clear line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (EmozooError, FileNotFoundError) as error:
+            fail(error)
+        except ValueError as error:
+            if type(error) is ValueError:
+                fail(error)
+            raise

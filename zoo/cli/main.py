@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import click
+
+from zoo.cli.common import EmozooGroup
+from zoo.cli.evaluate import cv_command, evaluate_command
+from zoo.cli.models import models_command
+from zoo.cli.predict import predict_command
+from zoo.cli.train import train_command
+
+
+@click.group(cls=EmozooGroup)
+@click.version_option(package_name="emozoo")
+def cli() -> None:
+    """emozoo: speech-emotion recognition models: train, evaluate, export, serve, compare."""
+
+
+for command in (models_command, train_command, cv_command, evaluate_command, predict_command):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,147 @@
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from zoo.audio import read_audio
+from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
+from zoo.errors import AudioError, DatasetError, ModelFileError
+from zoo.inputs import collect_inputs
+from zoo.labels import LABELS
+from zoo.storage import atomic_write_text
+
+FORMATS = ["table", "json", "csv", "dacon"]
+
+
+def default_model_path() -> Path:
+    from zoo.bundled import default_model_path as bundled
+
+    return bundled()
+
+
+def _is_model(text: str) -> bool:
+    path = Path(text)
+    return path.suffix == ".onnx" or (path.is_dir() and (path / "manifest.json").is_file())
+
+
+@click.command("predict")
+@click.argument("arguments", nargs=-1, required=True, metavar="[MODEL] INPUT...")
+@click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="dacon: id,label in sample_submission.csv order (input: the competition's test.csv).")
+@click.option("-o", "--output", type=click.Path(), help="Write here instead of standard output.")
+@click.option("--batch-size", default=16, show_default=True)
+@ON_ERROR
+@MAX_DURATION
+def predict_command(arguments: tuple[str, ...], output_format: str, output: str | None, batch_size: int,
+                    on_error: str, max_duration: float) -> None:
+    """Predict the emotion of clips with MODEL (directory or .onnx; the bundled model when left out).
+
+    INPUT: audio files, folders of audio, or a CSV list (the competition's test.csv, or manifest.csv).
+    """
+    from zoo.api import load
+
+    if _is_model(arguments[0]):
+        model_path, inputs = Path(arguments[0]), list(arguments[1:])
+    else:
+        model_path, inputs = default_model_path(), list(arguments)
+        if not model_path.is_file():
+            raise ModelFileError(f"no model given and the bundled default model is missing ({model_path})")
+    if not inputs:
+        raise click.UsageError("give at least one INPUT (audio file, folder or CSV)")
+    model = load(model_path)
+    listing = collect_inputs(inputs)
+
+    waveforms, kept, failures = [], [], []
+    for item in listing.items:
+        try:
+            waveforms.append(read_audio(item.path, model.sample_rate, max_seconds=max_duration)[0])
+            kept.append(item)
+        except AudioError as error:
+            if on_error == "fail":
+                raise
+            failures.append((item, str(error)))
+    report_failures(failures)
+    probabilities = (
+        np.concatenate([model.predict_proba(waveforms[i : i + batch_size])
+                        for i in range(0, len(waveforms), batch_size)])
+        if waveforms else np.zeros((0, len(LABELS)))
+    )
+    rows = [_row(item, p) for item, p in zip(kept, probabilities, strict=True)]
+    text = _render(rows, output_format, listing.submission_order, failures)
+    if output:
+        atomic_write_text(output, text)
+        click.echo(f"wrote {len(rows)} predictions to {output}", err=True)
+    elif output_format == "table":
+        _print_table(rows, str(model_path))
+    else:
+        click.echo(text, nl=False)
+
+
+def _row(item: Any, probabilities: np.ndarray) -> dict[str, Any]:
+    label_id = int(np.argmax(probabilities))
+    return {
+        "id": item.id,
+        "path": str(item.path),
+        "true": LABELS[item.label] if item.label is not None else None,
+        "label": LABELS[label_id],
+        "label_id": label_id,
+        "confidence": float(probabilities[label_id]),
+        "probabilities": {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)},
+    }
+
+
+def _render(rows: list[dict[str, Any]], output_format: str, order: list[str] | None,
+            failures: list[tuple[Any, str]]) -> str:
+    buffer = io.StringIO()
+    if output_format == "json":
+        return json.dumps(rows, indent=2) + "\n"
+    if output_format == "dacon":
+        if failures:
+            raise DatasetError(
+                f"a DACON submission needs a label for every clip; {len(failures)} could not be read: "
+                + "; ".join(message for _, message in failures)
+            )
+        by_id = {row["id"]: row["label_id"] for row in rows}
+        ids = order if order is not None else [row["id"] for row in rows]
+        missing = [i for i in ids if i not in by_id]
+        if missing:
+            raise DatasetError(f"sample_submission.csv lists ids that the input lacks: {', '.join(missing[:5])}")
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["id", "label"])
+        writer.writerows([i, by_id[i]] for i in ids)
+        return buffer.getvalue()
+    columns = ["id", "path", "true", "label", "label_id", "confidence"]
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns + [f"p_{label}" for label in LABELS])
+    for row in rows:
+        writer.writerow([row[c] if row[c] is not None else "" for c in columns]
+                        + [f"{row['probabilities'][label]:.6f}" for label in LABELS])
+    return buffer.getvalue()
+
+
+def _print_table(rows: list[dict[str, Any]], model: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    has_truth = any(row["true"] for row in rows)
+    table = Table(title=f"emotion predictions ({Path(model).name})")
+    table.add_column("clip")
+    if has_truth:
+        table.add_column("true emotion")
+    table.add_column("predicted emotion")
+    table.add_column("confidence", justify="right")
+    for row in rows:
+        cells = [row["id"]] + ([row["true"] or "-"] if has_truth else [])
+        mark = "" if not has_truth or row["true"] is None else (" ✓" if row["true"] == row["label"] else " ✗")
+        table.add_row(*cells, row["label"] + mark, f"{row['confidence']:.0%}")
+    Console(width=120).print(table)
+    if has_truth:
+        scored = [r for r in rows if r["true"]]
+        correct = sum(r["true"] == r["label"] for r in scored)
+        Console().print(f"{correct}/{len(scored)} correct")

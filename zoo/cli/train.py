@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+import time
+
+import click
+
+from zoo import datasets
+from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, report_failures
+from zoo.registry import create_model
+
+
+@click.command("train")
+@click.argument("model_name")
+@click.option("--data", "data", required=True, help="Dataset folder or CSV (see `emozoo` docs for layouts).")
+@click.option("--out", "out", required=True, type=click.Path(), help="Directory to save the trained model in.")
+@click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable).")
+@ON_ERROR
+@MAX_DURATION
+def train_command(model_name: str, data: str, out: str, params: tuple[str, ...], on_error: str,
+                  max_duration: float) -> None:
+    """Train MODEL_NAME on every labelled clip of --data and save it to --out."""
+    model = create_model(model_name, **parse_params(params))
+    dataset = datasets.load(data)
+    click.echo(f"data: {dataset.describe()}", err=True)
+    audio = datasets.load_waveforms(dataset.items, model.sample_rate, on_error=on_error, max_seconds=max_duration)
+    report_failures(audio.failures)
+    labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
+    started = time.perf_counter()
+    model.fit(audio.waveforms, labels)
+    model.metrics_ = {"training_seconds": round(time.perf_counter() - started, 2), "skipped_files": len(audio.failures)}
+    path = model.save(out)
+    click.echo(json.dumps({"model": model_name, "saved": str(path), "clips": len(labels),
+                           "seconds": model.metrics_["training_seconds"]}))

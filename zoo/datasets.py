@@ -1,0 +1,315 @@
+"""Labelled speech corpora in the layouts people actually have, and speaker-grouped splits.
+
+Recognised, in this order: the DACON competition layout (train.csv / test.csv with id,path[,label]);
+a folder (or CSV) with manifest.csv (path,label,speaker); corpora by file-naming convention (RAVDESS,
+CREMA-D, EmoDB, TESS, SAVEE); a folder per label. Plugins may add readers through the
+``register_dataset_readers`` hook. Emotions outside the six classes are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from zoo.audio import DEFAULT_MAX_SECONDS, read_audio
+from zoo.errors import AudioError, DatasetError
+from zoo.labels import LABELS, normalise_label
+
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: int | None
+    speaker: str | None = None
+    id: str = ""
+
+
+@dataclass
+class Dataset:
+    items: list[Item]
+    source: str
+    layout: str
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self) -> Iterator[Item]:
+        return iter(self.items)
+
+    @property
+    def labels(self) -> np.ndarray:
+        if any(item.label is None for item in self.items):
+            raise DatasetError(f"{self.source}: some clips have no label")
+        return np.array([item.label for item in self.items], dtype=np.int64)
+
+    @property
+    def speakers(self) -> list[str | None]:
+        return [item.speaker for item in self.items]
+
+    def subset(self, indices: Sequence[int]) -> Dataset:
+        return Dataset([self.items[i] for i in indices], self.source, self.layout)
+
+    def describe(self) -> str:
+        counts = Counter(LABELS[i.label] for i in self.items if i.label is not None)
+        speakers = {i.speaker for i in self.items if i.speaker is not None}
+        text = f"{len(self.items)} clips ({self.layout}), {len(speakers)} speakers, " + ", ".join(
+            f"{label} {counts[label]}" for label in LABELS if counts[label]
+        )
+        if self.dropped:
+            text += "; dropped: " + ", ".join(f"{k} {v}" for k, v in sorted(self.dropped.items()))
+        return text
+
+
+# -- readers --------------------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DatasetError(f"{path}: cannot read CSV ({error})") from None
+
+
+def _label_or_drop(value: str, dropped: Counter[str]) -> int | None | bool:
+    try:
+        return normalise_label(value)
+    except ValueError:
+        dropped[str(value).strip().lower()] += 1
+        return False
+
+
+def read_competition(path: Path) -> Dataset | None:
+    """train.csv / test.csv of the DACON layout (id,path[,label]); a folder means its train.csv."""
+    csv_path = path / "train.csv" if path.is_dir() else path
+    if csv_path.suffix != ".csv" or not csv_path.is_file():
+        return None
+    rows = _read_csv(csv_path)
+    if not rows or not {"id", "path"} <= set(rows[0]):
+        return None
+    answers: dict[str, str] = {}
+    if "label" not in rows[0] and (csv_path.parent / "test_answers.csv").is_file():
+        answers = {r["id"]: r["label"] for r in _read_csv(csv_path.parent / "test_answers.csv")}
+    items = []
+    for row in rows:
+        label_text = row.get("label") or answers.get(row["id"])
+        label = normalise_label(label_text) if label_text not in (None, "") else None
+        speaker = row.get("speaker") or None
+        items.append(Item(csv_path.parent / row["path"], label, speaker, row["id"]))
+    return Dataset(items, str(csv_path), "competition")
+
+
+def read_manifest(path: Path) -> Dataset | None:
+    csv_path = path / "manifest.csv" if path.is_dir() else path
+    if not csv_path.is_file() or csv_path.suffix != ".csv":
+        return None
+    rows = _read_csv(csv_path)
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        return None
+    dropped: Counter[str] = Counter()
+    items = []
+    for row in rows:
+        label = _label_or_drop(row["label"], dropped)
+        if label is False:
+            continue
+        file = csv_path.parent / row["path"]
+        items.append(Item(file, label, row.get("speaker") or None, row.get("id") or Path(row["path"]).stem))
+    return Dataset(items, str(csv_path), "manifest", dropped)
+
+
+RAVDESS_EMOTIONS = {"01": "neutral", "02": "calm", "03": "happy", "04": "sad", "05": "angry", "06": "fear",
+                    "07": "disgust", "08": "surprised"}
+CREMA_EMOTIONS = {"ANG": "angry", "DIS": "disgust", "FEA": "fear", "HAP": "happy", "NEU": "neutral", "SAD": "sad"}
+EMODB_EMOTIONS = {"W": "angry", "L": "boredom", "E": "disgust", "A": "fear", "F": "happy", "T": "sad",
+                  "N": "neutral"}
+TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fear", "happy": "happy", "neutral": "neutral",
+                 "ps": "surprised", "sad": "sad"}
+SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fear", "h": "happy", "n": "neutral", "sa": "sad",
+                  "su": "surprised"}
+
+NamingRule = Callable[[Path], "tuple[str, str] | None"]
+
+
+def _ravdess(file: Path) -> tuple[str, str] | None:
+    match = re.fullmatch(r"(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)", file.stem)
+    return (RAVDESS_EMOTIONS.get(match[3], match[3]), f"Actor_{match[7]}") if match else None
+
+
+def _crema(file: Path) -> tuple[str, str] | None:
+    match = re.fullmatch(r"(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{1,2})", file.stem)
+    return (CREMA_EMOTIONS.get(match[3], match[3]), match[1]) if match else None
+
+
+def _emodb(file: Path) -> tuple[str, str] | None:
+    match = re.fullmatch(r"(\d\d)([a-z]\d\d)([WLEAFTN])([a-z])", file.stem)
+    return (EMODB_EMOTIONS[match[3]], match[1]) if match else None
+
+
+def _tess(file: Path) -> tuple[str, str] | None:
+    match = re.fullmatch(r"([OY]AF)_(\w+?)_(angry|disgust|fear|happy|neutral|ps|sad)", file.stem, re.IGNORECASE)
+    return (TESS_EMOTIONS[match[3].lower()], match[1].upper()) if match else None
+
+
+def _savee(file: Path) -> tuple[str, str] | None:
+    match = re.fullmatch(r"(?:(DC|JE|JK|KL)_)?(sa|su|a|d|f|h|n)(\d\d)", file.stem)
+    if not match:
+        return None
+    speaker = match[1] or (file.parent.name if file.parent.name in {"DC", "JE", "JK", "KL"} else None)
+    return (SAVEE_EMOTIONS[match[2]], speaker) if speaker else None
+
+
+NAMING_RULES: dict[str, NamingRule] = {
+    "ravdess": _ravdess, "crema-d": _crema, "emodb": _emodb, "tess": _tess, "savee": _savee,
+}
+
+
+def _audio_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def read_by_naming(path: Path) -> Dataset | None:
+    if not path.is_dir():
+        return None
+    files = _audio_files(path)
+    if not files:
+        return None
+    for corpus, rule in NAMING_RULES.items():
+        parsed = [rule(f) for f in files]
+        if sum(p is not None for p in parsed) < 0.9 * len(files):
+            continue
+        dropped: Counter[str] = Counter()
+        items = []
+        for file, result in zip(files, parsed, strict=True):
+            if result is None:
+                dropped["unrecognised file name"] += 1
+                continue
+            label = _label_or_drop(result[0], dropped)
+            if label is not False:
+                items.append(Item(file, label, result[1], file.stem))
+        return Dataset(items, str(path), corpus, dropped)
+    return None
+
+
+def read_label_folders(path: Path) -> Dataset | None:
+    if not path.is_dir():
+        return None
+    items, dropped = [], Counter()
+    for folder in sorted(p for p in path.iterdir() if p.is_dir()):
+        try:
+            label = normalise_label(folder.name)
+        except ValueError:
+            dropped[folder.name] += len(_audio_files(folder))
+            continue
+        items += [Item(f, label, None, f.stem) for f in _audio_files(folder)]
+    return Dataset(items, str(path), "label-folders", dropped) if items else None
+
+
+BUILTIN_READERS: list[tuple[str, Callable[[Path], Dataset | None]]] = [
+    ("competition", read_competition),
+    ("manifest", read_manifest),
+    ("naming", read_by_naming),
+    ("label-folders", read_label_folders),
+]
+
+
+def load(path: str | os.PathLike[str]) -> Dataset:
+    """Read a labelled corpus from a folder or CSV file, recognising its layout."""
+    from zoo.registry import get_registry
+
+    target = Path(path)
+    if not target.exists():
+        raise DatasetError(f"{target}: no such file or folder")
+    readers = [(name, reader) for name, reader, _ in get_registry().dataset_readers] + BUILTIN_READERS
+    for _, reader in readers:
+        dataset = reader(target)
+        if dataset is not None:
+            if not dataset.items:
+                raise DatasetError(f"{target}: recognised as {dataset.layout} but holds no usable clips")
+            return dataset
+    raise DatasetError(
+        f"{target}: not a recognised dataset layout (expected train.csv/test.csv, manifest.csv with "
+        "path,label,speaker, RAVDESS/CREMA-D/EmoDB/TESS/SAVEE file names, or one folder per emotion)"
+    )
+
+
+# -- splits ---------------------------------------------------------------------------------------------
+
+
+def _groups(dataset: Dataset) -> np.ndarray:
+    speakers = dataset.speakers
+    if any(s is None for s in speakers):
+        raise DatasetError(
+            f"{dataset.source}: clips without speaker ids; a speaker-independent split is impossible. "
+            "Add a speaker column (manifest.csv) so no speaker lands in both train and test."
+        )
+    return np.array(speakers)
+
+
+def speaker_kfold(dataset: Dataset, n_folds: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold where every speaker's clips sit in exactly one test fold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = _groups(dataset)
+    if len(set(groups)) < n_folds:
+        raise DatasetError(f"{dataset.source}: {len(set(groups))} speakers cannot fill {n_folds} folds")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(dataset)), dataset.labels, groups))
+
+
+def speaker_split(dataset: Dataset, test_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One train/test split by speaker, about `test_fraction` of the speakers held out."""
+    folds = max(2, round(1 / test_fraction))
+    return speaker_kfold(dataset, folds, seed)[0]
+
+
+# -- audio ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadedAudio:
+    waveforms: list[np.ndarray]
+    items: list[Item]
+    failures: list[tuple[Item, str]]
+
+
+def load_waveforms(
+    items: Sequence[Item],
+    sample_rate: int,
+    *,
+    on_error: str = "fail",
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+    threads: int | None = None,
+) -> LoadedAudio:
+    """Decode clips in parallel; with on_error="skip" bad files are reported and left out."""
+    if on_error not in {"fail", "skip"}:
+        raise ValueError("on_error must be 'fail' or 'skip'")
+
+    def decode(item: Item) -> np.ndarray | AudioError:
+        try:
+            return read_audio(item.path, sample_rate, max_seconds=max_seconds)[0]
+        except AudioError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
+        results = list(pool.map(decode, items))
+    loaded = LoadedAudio([], [], [])
+    for item, result in zip(items, results, strict=True):
+        if isinstance(result, AudioError):
+            if on_error == "fail":
+                raise result
+            loaded.failures.append((item, str(result)))
+        else:
+            loaded.waveforms.append(result)
+            loaded.items.append(item)
+    return loaded

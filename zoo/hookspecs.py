@@ -1,0 +1,42 @@
+"""Hook specifications a plugin implements to extend emozoo.
+
+A plugin is a module (or object) exposed through the ``emozoo`` entry-point group::
+
+    [project.entry-points.emozoo]
+    my_plugin = "my_package.emozoo_plugin"
+
+and implements any of the hooks below, decorated with ``zoo.hookimpl``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("emozoo")
+hookimpl = pluggy.HookimplMarker("emozoo")
+
+
+@hookspec
+def register_models(register: Callable[..., None]) -> None:
+    """Register model families: ``register(name, factory, description=..., family=...)``.
+
+    ``factory`` is a ``zoo.EmotionModel`` subclass; ``factory(**params)`` builds an unfitted model.
+    """
+
+
+@hookspec
+def register_exporters(register: Callable[..., None]) -> None:
+    """Register ONNX exporters: ``register(family, exporter)``.
+
+    ``exporter`` is a ``exporters.base.Exporter`` instance handling models whose ``family`` matches.
+    """
+
+
+@hookspec
+def register_dataset_readers(register: Callable[..., None]) -> None:
+    """Register dataset readers: ``register(name, reader)`` where ``reader(path) -> list[Item] | None``.
+
+    A reader returns None when the path is not in its format, so the next reader is tried.
+    """
