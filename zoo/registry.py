@@ -47,7 +47,7 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     manager.add_hookspecs(hookspecs)
     manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
     for plugin in extra_plugins:
-        manager.register(plugin)
+        manager.register(plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
 
     models: dict[str, ModelSpec] = {}
     exporters: dict[str, tuple[Any, str]] = {}

@@ -1,0 +1,55 @@
+"""Shared fixtures: the real corpora under EMOZOO_DATA, and small synthetic audio files for bad-input tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("EMOZOO_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
+
+
+def require_corpus(name: str) -> Path:
+    """Path of a corpus under EMOZOO_DATA; skip when absent, fail when EMOZOO_REQUIRE_DATA=1."""
+    path = data_root() / name
+    if not path.is_dir():
+        reason = f"corpus {name!r} not found under {data_root()} (set EMOZOO_DATA)"
+        if os.environ.get("EMOZOO_REQUIRE_DATA") == "1":
+            pytest.fail(f"{reason}; EMOZOO_REQUIRE_DATA=1 forbids skipping", pytrace=False)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ravdess_dir() -> Path:
+    return require_corpus("ravdess")
+
+
+@pytest.fixture(scope="session")
+def emodb_dir() -> Path:
+    return require_corpus("emodb")
+
+
+@pytest.fixture(scope="session")
+def dacon_dir() -> Path:
+    return require_corpus("dacon-sample")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests share one feature cache per session and never reach a model hub."""
+    monkeypatch.setenv("EMOZOO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("EMOZOO_QUIET", "1")
+
+
+def tone(seconds: float = 1.0, rate: int = 16_000, frequency: float = 220.0) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)

@@ -1,0 +1,137 @@
+"""Classic plugins on real speech: accuracy on a speaker split, persistence, feature cache."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import zoo
+from plugins.classic.extraction import extract_many
+from plugins.classic.features import EmoStatsConfig, SeedConfig, extract
+from tests.conftest import tone
+from zoo import datasets
+from zoo.cache import FeatureCache
+from zoo.errors import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def ravdess_split(ravdess_dir: Path) -> dict:
+    dataset = datasets.load(ravdess_dir)
+    train, test = datasets.speaker_split(dataset, 0.25)
+    audio = datasets.load_waveforms(dataset.items, 16_000)
+    labels = dataset.labels
+    return {
+        "train": ([audio.waveforms[i] for i in train], labels[train]),
+        "test": ([audio.waveforms[i] for i in test], labels[test]),
+    }
+
+
+@pytest.fixture(scope="module")
+def fitted_svc(ravdess_split: dict) -> zoo.EmotionModel:
+    return zoo.create_model("librosa-svc").fit(*ravdess_split["train"])
+
+
+def test_default_features_have_a_fixed_size_whatever_the_length() -> None:
+    config = EmoStatsConfig()
+    sizes = {extract(tone(seconds, 16_000), config).shape for seconds in (0.05, 0.5, 3.0, 30.0)}
+    assert len(sizes) == 1
+    assert np.isfinite(extract(tone(0.05), config)).all()
+
+
+def test_seed_features_survive_clips_longer_than_1000_frames() -> None:
+    long_clip = tone(30.0, 22_050)  # 1292 frames at hop 512: the original recipe crashed here
+    assert extract(long_clip, SeedConfig()).shape == extract(tone(2.0, 22_050), SeedConfig()).shape
+
+
+def test_svc_beats_chance_by_a_margin_on_unseen_speakers(ravdess_split: dict, fitted_svc) -> None:
+    waveforms, labels = ravdess_split["test"]
+    accuracy = float((fitted_svc.predict(waveforms) == labels).mean())
+    assert accuracy > 0.35, f"accuracy {accuracy:.3f} on held-out speakers (chance is about 0.18)"
+    probabilities = fitted_svc.predict_proba(waveforms)
+    assert probabilities.shape == (len(labels), 6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["librosa-rf", "librosa-logreg"])
+def test_other_classic_models_learn_too(name: str, ravdess_split: dict) -> None:
+    model = zoo.create_model(name, **({"n_estimators": 200} if name == "librosa-rf" else {}))
+    model.fit(*ravdess_split["train"])
+    waveforms, labels = ravdess_split["test"]
+    assert float((model.predict(waveforms) == labels).mean()) > 0.3
+
+
+def test_saved_model_predicts_the_same_in_a_fresh_process(tmp_path: Path, ravdess_split: dict,
+                                                           fitted_svc) -> None:
+    directory = fitted_svc.save(tmp_path / "svc")
+    assert sorted(p.name for p in directory.iterdir()) == ["manifest.json", "model.skops"]
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["plugin"] == "librosa-svc" and manifest["sample_rate"] == 16_000
+    assert manifest["training_data"]["fingerprint"].startswith("sha256:")
+    assert manifest["feature_config"]["name"] == "emostats"
+    assert "scikit-learn" in manifest["library_versions"]
+
+    clips = ravdess_split["test"][0][:12]
+    np.save(tmp_path / "clips.npy", np.concatenate(clips))
+    lengths = [len(c) for c in clips]
+    script = (
+        "import json, sys, numpy as np, zoo\n"
+        f"flat = np.load({str(tmp_path / 'clips.npy')!r})\n"
+        f"clips = np.split(flat, np.cumsum({lengths})[:-1])\n"
+        f"print(json.dumps(zoo.load({str(directory)!r}).predict_proba(list(clips)).tolist()))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_allclose(json.loads(result.stdout), fitted_svc.predict_proba(clips), atol=1e-9)
+
+
+def test_interrupted_save_leaves_the_previous_model_intact(tmp_path: Path, fitted_svc, monkeypatch) -> None:
+    target = fitted_svc.save(tmp_path / "model")
+    before = (target / "model.skops").read_bytes()
+
+    def crash(directory: Path) -> None:
+        (directory / "model.skops").write_bytes(b"half a model")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fitted_svc, "_save_weights", crash)
+    with pytest.raises(KeyboardInterrupt):
+        fitted_svc.save(target)
+    assert (target / "model.skops").read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    zoo.load(target)
+
+
+def test_incomplete_model_directory_does_not_load(tmp_path: Path, fitted_svc) -> None:
+    target = fitted_svc.save(tmp_path / "model")
+    (target / "model.skops").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelFileError, match="model.skops"):
+        zoo.load(target)
+    (target / "manifest.json").unlink()
+    with pytest.raises(ModelFileError, match="manifest.json is missing"):
+        zoo.load(target)
+
+
+def test_feature_cache_is_keyed_by_content_and_config(tmp_path: Path) -> None:
+    cache = FeatureCache(tmp_path)
+    clip = tone(1.0)
+    first = extract_many([clip], EmoStatsConfig(), cache=cache, n_jobs=1)
+    assert len(list(tmp_path.rglob("*.npy"))) == 1
+    again = extract_many([clip.copy()], EmoStatsConfig(), cache=cache, n_jobs=1)
+    np.testing.assert_array_equal(first, again)
+    assert len(list(tmp_path.rglob("*.npy"))) == 1
+    changed = clip.copy()
+    changed[:100] = 0.0
+    extract_many([changed], EmoStatsConfig(), cache=cache, n_jobs=1)
+    extract_many([clip], EmoStatsConfig(n_mfcc=13), cache=cache, n_jobs=1)
+    assert len(list(tmp_path.rglob("*.npy"))) == 3
+
+
+def test_parallel_extraction_matches_serial() -> None:
+    clips = [tone(0.3 + 0.1 * i, 16_000, 100 + 20 * i) for i in range(10)]
+    serial = extract_many(clips, EmoStatsConfig(), n_jobs=1)
+    parallel = extract_many(clips, EmoStatsConfig(), n_jobs=2)
+    np.testing.assert_allclose(serial, parallel, rtol=1e-5, atol=1e-6)
