@@ -31,6 +31,9 @@ class EmoStatsConfig:
     pitch_min_hz: float = 70.0
     pitch_max_hz: float = 500.0
     voicing_threshold: float = 0.5
+    speech_range_db: float = 35.0
+    n_segments: int = 8
+    percentiles: tuple[float, ...] = (10.0, 25.0, 50.0, 75.0, 90.0)
     floor: float = 1e-10
 
     def as_dict(self) -> dict[str, Any]:
@@ -111,6 +114,10 @@ def emostats_descriptor_names(config: EmoStatsConfig) -> list[str]:
     names += [f"logmel{i}_{s}" for s in ("mean", "std") for i in range(config.n_mels)]
     names += ["log_energy_max", "log_energy_range"]
     names += ["pitch_mean", "pitch_std", "pitch_min", "pitch_max", "voiced_fraction"]
+    for k in range(config.n_segments):
+        names += [f"seg{k}_{n}_mean" for n in [*mfcc, "log_energy", "voicing"]]
+    for n in ("log_energy", "pitch", "voicing", "centroid_khz", "flatness"):
+        names += [f"{n}_p{q:g}" for q in config.percentiles]
     return names
 
 
@@ -149,28 +156,42 @@ def emostats_from_power(power: np.ndarray, config: EmoStatsConfig) -> np.ndarray
     log_pitch = np.log2(config.sample_rate / constants["lags"][best])
 
     frame = np.column_stack([mfcc, log_energy, centroid, bandwidth, flatness, voicing])
-    deltas = np.diff(np.column_stack([mfcc, log_energy]), axis=0)
+    # Statistics cover speech only: frames within speech_range_db of the loudest one (leading and
+    # trailing silence would otherwise dilute every mean by a clip-dependent amount).
+    speech = log_energy > log_energy.max() - config.speech_range_db
+    speech_pairs = speech[1:] & speech[:-1]
+    deltas = np.diff(np.column_stack([mfcc, log_energy]), axis=0)[speech_pairs]
     if deltas.shape[0] == 0:
-        deltas = np.zeros((1, deltas.shape[1]))
-    voiced = voicing > config.voicing_threshold
+        deltas = np.zeros((1, config.n_mfcc + 1))
+    voiced = speech & (voicing > config.voicing_threshold)
     voiced_pitch = log_pitch[voiced]
     if voiced_pitch.size:
         pitch = [voiced_pitch.mean(), voiced_pitch.std(), voiced_pitch.min(), voiced_pitch.max()]
     else:
         pitch = [0.0, 0.0, 0.0, 0.0]
-    vector = np.concatenate(
-        [
-            frame.mean(axis=0),
-            frame.std(axis=0),
-            deltas.std(axis=0),
-            log_mel.mean(axis=0),
-            log_mel.std(axis=0),
-            [log_energy.max(), log_energy.max() - log_energy.min()],
-            pitch,
-            [voiced.mean()],
-        ]
-    )
-    return vector.astype(np.float32)
+    speech_frame, speech_mel = frame[speech], log_mel[speech]
+    parts = [
+        speech_frame.mean(axis=0),
+        speech_frame.std(axis=0),
+        deltas.std(axis=0),
+        speech_mel.mean(axis=0),
+        speech_mel.std(axis=0),
+        [log_energy.max(), log_energy.max() - log_energy.min()],
+        pitch,
+        [voiced.mean()],
+    ]
+    # A coarse contour: means over n_segments equal slices of the span from first to last speech frame.
+    first, last = np.flatnonzero(speech)[[0, -1]]
+    segment = np.floor((np.arange(len(log_energy)) - first) * config.n_segments / (last - first + 1))
+    contour = np.column_stack([mfcc, log_energy, voicing])
+    for k in range(config.n_segments):
+        members = speech & (segment == k)
+        parts.append(contour[members if members.any() else speech].mean(axis=0))
+    for values, mask in ((log_energy, speech), (log_pitch, voiced), (voicing, speech), (centroid, speech),
+                         (flatness, speech)):
+        parts.append(np.percentile(values[mask], config.percentiles) if mask.any() else np.zeros(
+            len(config.percentiles)))
+    return np.concatenate(parts).astype(np.float32)
 
 
 # -- seed -----------------------------------------------------------------------------------------------
