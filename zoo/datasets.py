@@ -243,6 +243,24 @@ def load(path: str | os.PathLike[str]) -> Dataset:
     )
 
 
+def combine(parts: Sequence[Dataset]) -> Dataset:
+    """One dataset from several; speakers are prefixed with their corpus so ids never collide."""
+    if len(parts) == 1:
+        return parts[0]
+    items, dropped = [], Counter()
+    for part in parts:
+        prefix = Path(part.source).parent.name if Path(part.source).is_file() else Path(part.source).name
+        items += [Item(i.path, i.label, f"{prefix}/{i.speaker}" if i.speaker is not None else None, i.id)
+                  for i in part.items]
+        dropped.update(part.dropped)
+    return Dataset(items, " + ".join(p.source for p in parts), "+".join(p.layout for p in parts), dropped)
+
+
+def load_all(paths: Sequence[str | os.PathLike[str]]) -> Dataset:
+    """`load` each path and `combine` them."""
+    return combine([load(p) for p in paths])
+
+
 # -- splits ---------------------------------------------------------------------------------------------
 
 

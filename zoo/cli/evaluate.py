@@ -40,7 +40,8 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 
 @click.command("cv")
 @click.argument("model_names", nargs=-1, required=True)
-@click.option("--data", required=True, help="Labelled dataset with speaker ids.")
+@click.option("--data", "data", required=True, multiple=True,
+              help="Labelled dataset with speaker ids. Repeat to combine corpora.")
 @click.option("--folds", default=5, show_default=True, help="Number of speaker-grouped folds.")
 @click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE for every run.")
 @click.option("--sweep", "sweeps", multiple=True, help="Compare values: KEY=V1,V2 (e.g. features=default,seed).")
@@ -49,17 +50,17 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @click.option("--confusion", is_flag=True, help="Also print each run's pooled confusion matrix.")
 @ON_ERROR
 @MAX_DURATION
-def cv_command(model_names: tuple[str, ...], data: str, folds: int, params: tuple[str, ...],
+def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, params: tuple[str, ...],
                sweeps: tuple[str, ...], seed: int, json_out: str | None, confusion: bool, on_error: str,
                max_duration: float) -> None:
     """Speaker-grouped k-fold cross-validation of one or more models (no speaker in train and test)."""
-    dataset = datasets.load(data)
+    dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
     fixed = parse_params(params)
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
     table = Table("model", "params", "accuracy", "UAR", "macro-F1", "fold acc. std", "seconds",
-                  title=f"{folds}-fold speaker-grouped cross-validation on {data}")
+                  title=f"{folds}-fold speaker-grouped cross-validation on {' + '.join(data)}")
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
         chosen = {**fixed, **setting}
         probe = create_model(name, **chosen)
@@ -79,21 +80,22 @@ def cv_command(model_names: tuple[str, ...], data: str, folds: int, params: tupl
             print_confusion(result.pooled, f"{name} {chosen}")
     Console(width=140).print(table)
     if json_out:
-        atomic_write_json(json_out, {"data": data, "folds": folds, "results": results})
+        atomic_write_json(json_out, {"data": list(data), "folds": folds, "results": results})
 
 
 @click.command("evaluate")
 @click.argument("model_path", type=click.Path(exists=True))
-@click.option("--data", required=True, help="Labelled clips the model was not trained on.")
+@click.option("--data", "data", required=True, multiple=True,
+              help="Labelled clips the model was not trained on. Repeat to combine corpora.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @ON_ERROR
 @MAX_DURATION
-def evaluate_command(model_path: str, data: str, as_json: bool, on_error: str, max_duration: float) -> None:
+def evaluate_command(model_path: str, data: tuple[str, ...], as_json: bool, on_error: str, max_duration: float) -> None:
     """Score a trained model (directory or .onnx) on a labelled dataset."""
     from zoo.api import load
 
     model = load(model_path)
-    dataset = datasets.load(data)
+    dataset = datasets.load_all(data)
     audio = datasets.load_waveforms(dataset.items, model.sample_rate, on_error=on_error, max_seconds=max_duration)
     report_failures(audio.failures)
     labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
@@ -102,6 +104,6 @@ def evaluate_command(model_path: str, data: str, as_json: bool, on_error: str, m
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    click.echo(f"{model_path} on {data} ({result['n']} clips): accuracy {result['accuracy']:.3f}  "
+    click.echo(f"{model_path} on {' + '.join(data)} ({result['n']} clips): accuracy {result['accuracy']:.3f}  "
                f"UAR {result['uar']:.3f}  macro-F1 {result['macro_f1']:.3f}")
     print_confusion(result, "confusion matrix")

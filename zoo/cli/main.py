@@ -3,6 +3,7 @@ from __future__ import annotations
 import click
 
 from zoo.cli.common import EmozooGroup
+from zoo.cli.demo import demo_command
 from zoo.cli.evaluate import cv_command, evaluate_command
 from zoo.cli.models import models_command
 from zoo.cli.predict import predict_command
@@ -15,7 +16,16 @@ def cli() -> None:
     """emozoo: speech-emotion recognition models: train, evaluate, export, serve, compare."""
 
 
-for command in (models_command, train_command, cv_command, evaluate_command, predict_command):
+COMMANDS = (
+    models_command,
+    train_command,
+    cv_command,
+    evaluate_command,
+    predict_command,
+    demo_command,
+)
+
+for command in COMMANDS:
     cli.add_command(command)
 
 

@@ -12,16 +12,17 @@ from zoo.registry import create_model
 
 @click.command("train")
 @click.argument("model_name")
-@click.option("--data", "data", required=True, help="Dataset folder or CSV (see `emozoo` docs for layouts).")
+@click.option("--data", "data", required=True, multiple=True,
+              help="Dataset folder or CSV (see README for layouts). Repeat to combine corpora.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory to save the trained model in.")
 @click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable).")
 @ON_ERROR
 @MAX_DURATION
-def train_command(model_name: str, data: str, out: str, params: tuple[str, ...], on_error: str,
+def train_command(model_name: str, data: tuple[str, ...], out: str, params: tuple[str, ...], on_error: str,
                   max_duration: float) -> None:
     """Train MODEL_NAME on every labelled clip of --data and save it to --out."""
     model = create_model(model_name, **parse_params(params))
-    dataset = datasets.load(data)
+    dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
     audio = datasets.load_waveforms(dataset.items, model.sample_rate, on_error=on_error, max_seconds=max_duration)
     report_failures(audio.failures)
