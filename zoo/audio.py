@@ -5,6 +5,7 @@ Imports only numpy, soundfile and soxr so that the ONNX runtime path stays light
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -19,6 +20,12 @@ MIN_SECONDS = 0.05
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this nothing a model says would mean anything
+MAX_CHANNELS = 64
+
+
+class AudioTooLongError(AudioError):
+    """The audio is longer than the caller's limit (a server answers 413 rather than 422)."""
+
 
 def check_waveform(
     samples: np.ndarray,
@@ -50,8 +57,9 @@ def check_waveform(
     if duration < min_seconds:
         raise AudioError(source, f"is {duration * 1000:.0f} ms long; at least {min_seconds * 1000:.0f} ms needed")
     if max_seconds is not None and duration > max_seconds:
-        raise AudioError(
-            source, f"is {duration:.0f} s long, over the {max_seconds:.0f} s limit (raise it with max_seconds)"
+        raise AudioTooLongError(
+            source,
+            f"is {duration:.0f} s long, over the {max_seconds:.0f} s limit (raise it with max_seconds)",
         )
     peak = float(np.abs(array).max())
     if peak < SILENCE_PEAK:
@@ -111,12 +119,13 @@ def read_audio(
     if info.frames <= 0:
         raise AudioError(source, "contains no audio samples (zero length)")
     if max_seconds is not None and info.frames / info.samplerate > max_seconds:
-        raise AudioError(
+        raise AudioTooLongError(
             source,
             f"is {info.frames / info.samplerate:.0f} s long, over the {max_seconds:.0f} s limit "
             "(raise it with --max-duration)",
         )
-    _check_not_truncated(file, info)
+    with file.open("rb") as handle:
+        _check_not_truncated(handle.read(4096), file.stat().st_size, info, source)
     try:
         samples, sample_rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
@@ -127,12 +136,52 @@ def read_audio(
     return resample(mono, sample_rate, target_rate), target_rate
 
 
-def _check_not_truncated(file: Path, info: sf._SoundFileInfo) -> None:
-    """libsndfile quietly reads what is left of a cut-off WAV; compare the header with the file size."""
+def decode_bytes(
+    data: bytes,
+    source: str = "<upload>",
+    target_rate: int | None = None,
+    *,
+    max_seconds: float | None = DEFAULT_MAX_SECONDS,
+) -> tuple[np.ndarray, int]:
+    """Decode an in-memory audio file (anything libsndfile reads) to mono float32, like `read_audio`.
+
+    Never decodes more than `max_seconds` of audio, whatever the header claims: a small compressed upload
+    cannot expand into gigabytes. Every failure is an AudioError naming `source`.
+    """
+    if not data:
+        raise AudioError(source, "is empty (0 bytes)")
+    try:
+        info = sf.info(io.BytesIO(data))
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(source, f"is not a readable audio file ({_short(error)})") from None
+    check_sample_rate(info.samplerate, source)
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(source, f"has {info.channels} channels; 1..{MAX_CHANNELS} supported")
+    if info.frames <= 0:
+        raise AudioError(source, "contains no audio samples (zero length)")
+    if max_seconds is not None and info.frames / info.samplerate > max_seconds:
+        raise AudioTooLongError(
+            source, f"is {info.frames / info.samplerate:.0f} s long, over the {max_seconds:.0f} s limit"
+        )
+    _check_not_truncated(data[:4096], len(data), info, source)
+    limit = -1 if max_seconds is None else int(max_seconds * info.samplerate) + 1
+    try:
+        samples, sample_rate = sf.read(io.BytesIO(data), frames=limit, dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as error:
+        raise AudioError(source, f"is truncated or corrupt ({_short(error)})") from None
+    mono = check_waveform(samples, sample_rate, source, max_seconds=max_seconds)
+    if target_rate is None:
+        return mono, sample_rate
+    return resample(mono, sample_rate, target_rate), target_rate
+
+
+def _check_not_truncated(header: bytes, size: int, info: sf._SoundFileInfo, source: str) -> None:
+    """libsndfile quietly reads what is left of a cut-off WAV; compare the header with the file size.
+
+    `header` is the first 4 KiB of the file and `size` its length in bytes.
+    """
     if info.format not in {"WAV", "WAVEX"}:
         return
-    with file.open("rb") as handle:
-        header = handle.read(4096)
     if header[:4] != b"RIFF":
         return
     position = 12
@@ -140,10 +189,11 @@ def _check_not_truncated(file: Path, info: sf._SoundFileInfo) -> None:
         chunk_id = header[position : position + 4]
         chunk_size = int.from_bytes(header[position + 4 : position + 8], "little")
         if chunk_id == b"data":
-            available = file.stat().st_size - (position + 8)
+            available = size - (position + 8)
             if chunk_size != 0xFFFFFFFF and available < chunk_size:
                 raise AudioError(
-                    str(file), f"is truncated: the header announces {chunk_size} bytes of audio, {available} present"
+                    source,
+                    f"is truncated: the header announces {chunk_size} bytes of audio, {available} present",
                 )
             return
         position += 8 + chunk_size + (chunk_size & 1)

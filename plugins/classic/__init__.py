@@ -19,3 +19,10 @@ def register_models(register: Callable[..., None]) -> None:
     register(
         "librosa-logreg", LibrosaLogReg, description="librosa features + logistic regression", family="classic"
     )
+
+
+@hookimpl
+def register_exporters(register: Callable[..., None]) -> None:
+    from exporters.classic import ClassicExporter
+
+    register("classic", ClassicExporter())

@@ -1,0 +1,165 @@
+"""The `emostats` feature set (plugins/classic/features.py) as an ONNX graph, batched with per-row lengths.
+
+waveform [batch, samples] float32 + lengths [batch] int64 -> features [batch, n_features] float64.
+The steps mirror `emostats_features` / `emostats_from_power` one for one and use the very matrices of
+`emostats_constants`. The power spectrum and its projections run in float32 (the native STFT is float32
+too), everything after them in float64. Every statistic is masked to each row's own frames
+(1 + (max(length, n_fft) - n_fft) // hop of them), so zero-padding a row changes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from exporters.graph import DOUBLE, GraphBuilder
+from exporters.masked import (
+    first_last_true,
+    masked_extreme,
+    masked_mean_std,
+    masked_percentiles,
+    masked_waveform,
+    row_mask,
+)
+from exporters.spectral import power_spectrum
+from plugins.classic.features import EmoStatsConfig, emostats_constants
+
+
+def padded_frame_count(g: GraphBuilder, signal: str, n_fft: int, hop: int) -> tuple[str, str]:
+    """Zero-pad [batch, samples] to at least n_fft samples; return it and its frame count (scalar int64)."""
+    n_samples = g.dim(signal, 1)
+    shortfall = g.op("Max", g.op("Sub", g.i64(n_fft), n_samples), g.i64(0))
+    padded = g.op("Pad", signal, g.op("Concat", g.i64(0, 0, 0), shortfall, axis=0))
+    total = g.op("Max", n_samples, g.i64(n_fft))
+    n_frames = g.op("Add", g.op("Div", g.op("Sub", total, g.i64(n_fft)), g.i64(hop)), g.i64(1))
+    return padded, g.op("Squeeze", n_frames, g.i64(0))
+
+
+def emostats_frame_counts(g: GraphBuilder, lengths: str, config: EmoStatsConfig) -> str:
+    """[batch] int64: `emostats_frame_count` of every row."""
+    padded = g.op("Max", lengths, g.scalar(config.n_fft, np.int64))
+    steps = g.op("Div", g.op("Sub", padded, g.scalar(config.n_fft, np.int64)), g.scalar(config.hop_length, np.int64))
+    return g.op("Add", steps, g.scalar(1, np.int64))
+
+
+def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: EmoStatsConfig) -> str:
+    """Add the feature nodes; return the name of the [batch, n_features] float64 feature tensor."""
+    constants = emostats_constants(config)
+    n_bins = config.n_fft // 2 + 1
+    n_mels = constants["mel"].shape[0]
+    n_lags = constants["lags"].size
+    floor = g.scalar(config.floor)
+    log10_scale = g.scalar(10.0 / np.log(10.0))
+
+    signal, n_frames = padded_frame_count(g, masked_waveform(g, waveform, lengths), config.n_fft, config.hop_length)
+    power, layout = power_spectrum(g, signal, n_frames, config.n_fft, config.hop_length, constants["window"])
+    valid = row_mask(g, emostats_frame_counts(g, lengths, config), n_frames)  # [B, F] bool
+
+    # frame descriptors: one float32 product gives mel energies, spectral moments, total power and the
+    # autocorrelation; float64 from there on
+    frequencies = constants["frequencies_khz"]
+    projection = np.column_stack(
+        [constants["mel"].T, frequencies, frequencies**2, np.ones(n_bins), constants["autocorr"]]
+    )
+    projected = g.cast(g.op("MatMul", power, g.const(layout.bin_rows(projection), np.float32, "projection")), DOUBLE)
+    mel_energy, first_moment, second_moment, power_sum, autocorr = g.op(
+        "Split", projected, g.i64(n_mels, 1, 1, 1, 1 + n_lags), axis=2, outputs=5
+    )
+    log_mel = g.op("Mul", g.op("Log", g.op("Add", mel_energy, floor)), log10_scale)  # [B, F, mels]
+    mfcc = g.op("MatMul", log_mel, g.const(constants["dct"], np.float64, "dct"))
+    total = g.op("Add", power_sum, floor)  # [B, F, 1]
+    log_energy = g.op("Mul", g.op("Log", g.op("Div", total, g.scalar(float(n_bins)))), log10_scale)
+    centroid = g.op("Div", first_moment, total)
+    spread = g.op("Sub", g.op("Div", second_moment, total), g.op("Mul", centroid, centroid))
+    bandwidth = g.op("Sqrt", g.op("Max", spread, g.scalar(0.0)))
+    log_power = g.op("Log", g.op("Add", power, g.scalar(config.floor, np.float32)))
+    bin_mean = g.const(layout.valid_columns[:, None] / n_bins, np.float32, "bin_mean")
+    mean_log_power = g.cast(g.op("MatMul", log_power, bin_mean), DOUBLE)  # [B, F, 1]
+    mean_power = g.op("Div", power_sum, g.scalar(float(n_bins)))
+    flatness = g.op("Sub", mean_log_power, g.op("Log", g.op("Add", mean_power, floor)))
+
+    lag0, lagged = g.op("Split", autocorr, g.i64(1, n_lags), axis=2, outputs=2)
+    normalised = g.op("Div", g.op("Div", lagged, g.op("Add", lag0, floor)),
+                      g.const(constants["window_autocorr"], np.float64, "window_autocorr"))
+    best = g.op("ArgMax", normalised, axis=2, keepdims=0)  # [B, F]
+    voicing = g.reduce("ReduceMax", normalised, [2], keepdims=1)  # [B, F, 1]
+    pitch_table = g.const(np.log2(config.sample_rate / constants["lags"]), np.float64, "log_pitch")
+    log_pitch = g.op("Gather", pitch_table, best)  # [B, F]
+
+    # which frames count: speech = within speech_range_db of the row's loudest frame
+    energy = g.op("Squeeze", log_energy, g.i64(2))  # [B, F]
+    energy_max = masked_extreme(g, energy, valid, "ReduceMax")  # [B]
+    energy_min = masked_extreme(g, energy, valid, "ReduceMin")
+    threshold = g.op("Sub", energy_max, g.scalar(config.speech_range_db))
+    speech = g.op("And", g.op("Greater", energy, g.op("Unsqueeze", threshold, g.i64(1))), valid)
+    voice = g.op("Squeeze", voicing, g.i64(2))
+    voiced = g.op("And", speech, g.op("Greater", voice, g.scalar(config.voicing_threshold)))
+
+    frame = g.op("Concat", mfcc, log_energy, centroid, bandwidth, flatness, voicing, axis=2)
+    frame_mean, frame_std = masked_mean_std(g, frame, speech)
+
+    tracks = g.op("Concat", mfcc, log_energy, axis=2)
+    later = g.op("Slice", tracks, g.i64(1), g.i64(np.iinfo(np.int64).max), g.i64(1))
+    earlier = g.op("Slice", tracks, g.i64(0), g.i64(-1), g.i64(1))
+    speech_later = g.op("Slice", speech, g.i64(1), g.i64(np.iinfo(np.int64).max), g.i64(1), g.i64(1))
+    speech_earlier = g.op("Slice", speech, g.i64(0), g.i64(-1), g.i64(1), g.i64(1))
+    _, delta_std = masked_mean_std(g, g.op("Sub", later, earlier), g.op("And", speech_later, speech_earlier))
+
+    mel_mean, mel_std = masked_mean_std(g, log_mel, speech)
+
+    pitch_column = g.op("Unsqueeze", log_pitch, g.i64(2))
+    pitch_mean, pitch_std = masked_mean_std(g, pitch_column, voiced)
+    voiced_count = g.reduce("ReduceSum", g.cast(voiced, DOUBLE), [1])
+    any_voiced = g.op("Greater", voiced_count, g.scalar(0.0))
+    zero = g.scalar(0.0)
+    pitch_min = g.op("Where", any_voiced, masked_extreme(g, log_pitch, voiced, "ReduceMin"), zero)
+    pitch_max = g.op("Where", any_voiced, masked_extreme(g, log_pitch, voiced, "ReduceMax"), zero)
+    frame_total = g.reduce("ReduceSum", g.cast(valid, DOUBLE), [1])
+    scalars = [
+        g.op("Unsqueeze", energy_max, g.i64(1)),
+        g.op("Unsqueeze", g.op("Sub", energy_max, energy_min), g.i64(1)),
+        pitch_mean,
+        pitch_std,
+        g.op("Unsqueeze", pitch_min, g.i64(1)),
+        g.op("Unsqueeze", pitch_max, g.i64(1)),
+        g.op("Unsqueeze", g.op("Div", voiced_count, frame_total), g.i64(1)),
+    ]
+
+    segments = _segment_means(g, g.op("Concat", mfcc, log_energy, voicing, axis=2), speech, n_frames, config)
+    percentiles = [
+        masked_percentiles(g, values, mask, config.percentiles)
+        for values, mask in (
+            (energy, speech),
+            (log_pitch, voiced),
+            (voice, speech),
+            (g.op("Squeeze", centroid, g.i64(2)), speech),
+            (g.op("Squeeze", flatness, g.i64(2)), speech),
+        )
+    ]
+    return g.op("Concat", frame_mean, frame_std, delta_std, mel_mean, mel_std, *scalars, segments, *percentiles,
+                axis=1)
+
+
+def _segment_means(g: GraphBuilder, contour: str, speech: str, n_frames: str, config: EmoStatsConfig) -> str:
+    """Means of `contour` [B, F, D] over n_segments equal slices of the first..last speech frame span.
+
+    A slice with no speech frame gets the mean over all speech frames. Returns [B, n_segments * D].
+    """
+    first, last = first_last_true(g, speech)  # [B] int64
+    span = g.op("Add", g.op("Sub", last, first), g.scalar(1, np.int64))
+    index = g.op("Range", g.scalar(0, np.int64), n_frames, g.scalar(1, np.int64))
+    offset = g.op("Sub", g.op("Unsqueeze", index, g.i64(0)), g.op("Unsqueeze", first, g.i64(1)))  # [B, F]
+    # frames before `first` are not speech, so truncating (not flooring) negative quotients is harmless
+    segment = g.op("Div", g.op("Mul", offset, g.scalar(config.n_segments, np.int64)),
+                   g.op("Unsqueeze", span, g.i64(1)))
+    members = g.op("And", g.op("Equal", g.op("Unsqueeze", segment, g.i64(2)),
+                               g.const(np.arange(config.n_segments), np.int64, "segments")),
+                   g.op("Unsqueeze", speech, g.i64(2)))  # [B, F, S]
+    weights = g.cast(members, DOUBLE)
+    sums = g.op("MatMul", g.op("Transpose", weights, perm=[0, 2, 1]), contour)  # [B, S, D]
+    counts = g.reduce("ReduceSum", weights, [1])  # [B, S]
+    filled = g.op("Greater", counts, g.scalar(0.0))
+    means = g.op("Div", sums, g.op("Unsqueeze", g.op("Max", counts, g.scalar(1.0)), g.i64(2)))
+    speech_mean, _ = masked_mean_std(g, contour, speech)  # [B, D]
+    chosen = g.op("Where", g.op("Unsqueeze", filled, g.i64(2)), means, g.op("Unsqueeze", speech_mean, g.i64(1)))
+    return g.op("Reshape", chosen, g.i64(0, -1))
+

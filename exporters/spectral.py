@@ -1,0 +1,145 @@
+"""Short-time power spectra inside an ONNX graph, fast on onnxruntime's CPU kernels.
+
+A direct DFT (a Conv1d or MatMul with an [n_fft, bins] basis) costs n_fft x bins multiply-adds per frame;
+onnxruntime's STFT/DFT kernels are no faster. Here the DFT is split Cooley-Tukey style, n_fft = P x Q:
+n = Q n1 + n2, k = k1 + P k2, so X[k] = sum_n2 W_Q^(n2 k2) W_N^(n2 k1) sum_n1 W_P^(n1 k1) x[Q n1 + n2].
+Both sums are plain matrix products, the twiddles an elementwise product, and blocks of the window
+that are zero are never multiplied: about 6x less work than the direct DFT for n_fft = 1024.
+
+The power comes out with its frequency bins in a permuted order (column k1 * K2 + k2 holds bin
+k1 + P k2) and with a few columns past Nyquist; `bin_rows` rearranges any [bins, D] matrix that
+multiplies the power so that callers never permute the power itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from exporters.graph import GraphBuilder
+
+
+@dataclass(frozen=True)
+class SpectrumLayout:
+    """Which frequency bin each power column holds (-1: a column past Nyquist, to be ignored)."""
+
+    bins: np.ndarray
+    n_fft: int
+
+    @property
+    def n_bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def bin_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """Rows of a [n_bins, D] matrix placed at the power's columns (zeros past Nyquist)."""
+        matrix = np.asarray(matrix)
+        out = np.zeros((self.bins.size, *matrix.shape[1:]), dtype=matrix.dtype)
+        valid = self.bins >= 0
+        out[valid] = matrix[self.bins[valid]]
+        return out
+
+    @property
+    def valid_columns(self) -> np.ndarray:
+        return (self.bins >= 0).astype(np.float64)
+
+
+def _factor(n: int) -> tuple[int, int]:
+    q = int(np.sqrt(n))
+    while n % q:
+        q -= 1
+    return n // q, q
+
+
+def frame_signal(g: GraphBuilder, signal: str, n_frames: str, start: int, length: int, hop: int) -> str:
+    """[batch, frames, length] with frame t = signal[:, start + t * hop : start + t * hop + length].
+
+    The signal must be long enough. `n_frames` is a scalar int64. When `length` is a multiple of `hop`
+    the frames are `length / hop` shifted slices of the signal seen as [batch, blocks, hop] (memory
+    copies only); otherwise a Gather.
+    """
+    frames_1d = g.op("Unsqueeze", n_frames, g.i64(0))
+    if length % hop == 0:
+        pieces = length // hop
+        blocks_needed = g.op("Add", frames_1d, g.i64(pieces - 1))
+        end = g.op("Add", g.op("Mul", blocks_needed, g.i64(hop)), g.i64(start))
+        span = g.op("Slice", signal, g.i64(start), end, g.i64(1))
+        blocks = g.op("Reshape", span, g.i64(0, -1, hop))
+        parts = [g.op("Slice", blocks, g.i64(j), g.op("Add", frames_1d, g.i64(j)), g.i64(1)) for j in range(pieces)]
+        return parts[0] if pieces == 1 else g.op("Concat", *parts, axis=2)
+    starts = g.op("Range", g.scalar(0, np.int64), n_frames, g.scalar(1, np.int64))
+    offsets = g.op("Mul", starts, g.scalar(hop, np.int64))
+    index = g.op("Add", g.op("Unsqueeze", offsets, g.i64(1)), g.const((start + np.arange(length))[None], np.int64))
+    return g.op("Gather", signal, index, axis=1)
+
+
+
+def power_spectrum(
+    g: GraphBuilder, signal: str, n_frames: str, n_fft: int, hop: int, window: np.ndarray,
+    direct: bool = False,
+) -> tuple[str, SpectrumLayout]:
+    """|DFT(window * frame)|^2 of frames at t * hop (no centring: pad the signal first if needed).
+
+    Returns the float32 power [batch, frames, columns] and the layout of its columns. `direct` computes the
+    DFT as one dense product with the window folded into its basis instead: one GEMM but about 6x the
+    multiply-adds; measured on onnxruntime's CPU kernels (n_fft 1024, 640-sample window, 1 thread) it is
+    slower than the split form (62 vs 50 ms of feature graph per RAVDESS clip), so it is off by default.
+    """
+    window = np.asarray(window, dtype=np.float64)
+    if window.size != n_fft:
+        raise ValueError(f"window has {window.size} samples, n_fft is {n_fft}")
+    nonzero = np.flatnonzero(window)
+    first, last = int(nonzero[0]), int(nonzero[-1]) + 1
+    if direct:
+        return _direct_power(g, signal, n_frames, n_fft, hop, window, first, last)
+    p, q = _factor(n_fft)
+    nonzero = np.flatnonzero(window)
+    low, high = int(nonzero[0]) // q, int(nonzero[-1]) // q + 1  # blocks n1 that the window touches
+    rows = high - low
+    k2_count = (n_fft // 2) // p + 1
+
+    frames = frame_signal(g, signal, n_frames, low * q, rows * q, hop)
+    frames = g.op("Mul", frames, g.const(window[low * q : high * q], np.float32, "window"))
+    frames = g.op("Reshape", frames, g.i64(0, 0, rows, q))  # [B, F, n1, n2]
+
+    k1 = np.arange(p)
+    angles = 2 * np.pi * np.outer(k1, np.arange(low, high)) / p
+    first = np.concatenate([np.cos(angles), -np.sin(angles)])  # [2P, n1]
+    stage1 = g.op("MatMul", g.const(first, np.float32, "dft_stage1"), frames)  # [B, F, 2P, n2]
+    real, imaginary = g.op("Split", stage1, g.i64(p, p), axis=2, outputs=2)
+
+    n2 = np.arange(q)
+    twiddle = np.exp(-2j * np.pi * np.outer(k1, n2) / n_fft)  # [P, n2]
+    t_real, t_imag = g.const(twiddle.real, np.float32, "twiddle"), g.const(twiddle.imag, np.float32, "twiddle")
+    b_real = g.op("Sub", g.op("Mul", real, t_real), g.op("Mul", imaginary, t_imag))
+    b_imag = g.op("Add", g.op("Mul", real, t_imag), g.op("Mul", imaginary, t_real))
+    stacked = g.op("Concat", b_real, b_imag, axis=3)  # [B, F, P, 2 n2]
+
+    second = np.exp(-2j * np.pi * np.outer(n2, np.arange(k2_count)) / q)  # [n2, K2]
+    second_block = np.block([[second.real, second.imag], [-second.imag, second.real]])
+    spectrum = g.op("MatMul", stacked, g.const(second_block, np.float32, "dft_stage2"))  # [B, F, P, 2 K2]
+    squared = g.op("Mul", spectrum, spectrum)
+    re2, im2 = g.op("Split", squared, g.i64(k2_count, k2_count), axis=3, outputs=2)
+    power = g.op("Reshape", g.op("Add", re2, im2), g.i64(0, 0, p * k2_count))
+
+    bins = (k1[:, None] + p * np.arange(k2_count)[None, :]).ravel()
+    bins = np.where(bins <= n_fft // 2, bins, -1)
+    return power, SpectrumLayout(bins, n_fft)
+
+
+def _direct_power(g: GraphBuilder, signal: str, n_frames: str, n_fft: int, hop: int, window: np.ndarray,
+                  first: int, last: int) -> tuple[str, SpectrumLayout]:
+    """One [span, 2 bins] product (cosines and sines, window folded in), squared and summed per bin."""
+    n_bins = n_fft // 2 + 1
+    # widen the span to a multiple of the hop so that framing is a few slices, not a gather
+    span = -(-(last - first) // hop) * hop if (last - first) > hop else last - first
+    last = min(n_fft, first + span)
+    first = last - span if last - span >= 0 else 0
+    frames = frame_signal(g, signal, n_frames, first, last - first, hop)
+    angles = 2 * np.pi * np.outer(np.arange(first, last), np.arange(n_bins)) / n_fft
+    weights = window[first:last, None]
+    basis = np.concatenate([weights * np.cos(angles), -weights * np.sin(angles)], axis=1)
+    spectrum = g.op("MatMul", frames, g.const(basis, np.float32, "dft"))  # [B, F, 2 bins]
+    squared = g.op("Mul", spectrum, spectrum)
+    real2, imaginary2 = g.op("Split", squared, g.i64(n_bins, n_bins), axis=2, outputs=2)
+    return g.op("Add", real2, imaginary2), SpectrumLayout(np.arange(n_bins), n_fft)

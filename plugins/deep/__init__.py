@@ -1,0 +1,35 @@
+"""Built-in deep-learning plugin: wav2vec2 (fine-tuned self-supervised speech backbones) and logmel-cnn
+(a compact CNN on log-mel spectrograms trained from scratch).
+
+Registering imports neither torch nor transformers: they load when a model is built, trained or exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zoo.hookspecs import hookimpl
+
+
+@hookimpl
+def register_models(register: Callable[..., None]) -> None:
+    from plugins.deep.logmel_cnn import LogMelCNN
+    from plugins.deep.wav2vec2 import Wav2Vec2Emotion
+
+    register(
+        "wav2vec2", Wav2Vec2Emotion, family="wav2vec2",
+        description="fine-tuned self-supervised speech backbone (wav2vec 2.0 / HuBERT / WavLM; backbone=hub id, "
+        "directory or tiny) + pooled 6-way head",
+    )
+    register(
+        "logmel-cnn", LogMelCNN, family="logmel-cnn",
+        description="compact CNN on 64-band log-mel spectrograms with attentive pooling, trained from scratch",
+    )
+
+
+@hookimpl
+def register_exporters(register: Callable[..., None]) -> None:
+    from exporters.torch_models import LogMelCNNExporter, Wav2Vec2Exporter
+
+    register("wav2vec2", Wav2Vec2Exporter())
+    register("logmel-cnn", LogMelCNNExporter())

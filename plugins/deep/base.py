@@ -1,0 +1,174 @@
+"""What the deep plugins share: fit/predict over torch networks, persistence hooks, distributed-safe saving.
+
+Importing this module does not import torch (``emozoo models`` stays fast); torch comes in on first use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from zoo.labels import LABELS
+from zoo.model import EmotionModel
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from plugins.deep.augment import WaveAugment
+    from plugins.deep.training import TrainResult, TrainSettings
+
+SAMPLE_RATE = 16_000
+
+
+def _distributed_worker() -> bool:
+    """Any rank but the first of a multi-process launch (accelerate launch / torchrun set RANK)."""
+    return int(os.environ.get("RANK", "0") or 0) != 0
+
+
+class DeepEmotionModel(EmotionModel):
+    """A torch network trained by plugins.deep.training; subclasses build the network and its augmentation.
+
+    Subclasses store these hyperparameters (at least): epochs, batch_size, weight_decay, warmup_ratio,
+    schedule, grad_accum, patience, validation_fraction, label_smoothing, precision, device, seed,
+    num_threads, checkpoint_dir, resume_from, epochs_per_run.
+    """
+
+    epochs: int
+    batch_size: int
+    weight_decay: float
+    warmup_ratio: float
+    schedule: str
+    grad_accum: int
+    patience: int | None
+    validation_fraction: float
+    label_smoothing: float
+    precision: str
+    device: str
+    seed: int
+    num_threads: int | None
+    checkpoint_dir: str | None
+    resume_from: str | None
+    epochs_per_run: int | None
+
+    network_: nn.Module
+    # multi-GPU (DDP): whether some trainable parameters may get no gradient in a step
+    find_unused_parameters: ClassVar[bool] = False
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    # -- to implement ------------------------------------------------------------------------------------
+    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray) -> nn.Module:
+        raise NotImplementedError
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _augmentation(self) -> WaveAugment:
+        raise NotImplementedError
+
+    def _min_samples(self) -> int:
+        return 1
+
+    # -- training ------------------------------------------------------------------------------------------
+    def _settings(self) -> TrainSettings:
+        from plugins.deep.training import TrainSettings
+
+        return TrainSettings(
+            epochs=self.epochs, batch_size=self.batch_size, weight_decay=self.weight_decay,
+            warmup_ratio=self.warmup_ratio, schedule=self.schedule, grad_accum=self.grad_accum,
+            patience=self.patience, label_smoothing=self.label_smoothing, precision=self.precision,
+            device=self.device, seed=self.seed, checkpoint_dir=self.checkpoint_dir, resume_from=self.resume_from,
+            epochs_per_run=self.epochs_per_run, description=self.name,
+            find_unused_parameters=self.find_unused_parameters,
+        )
+
+    def _batch_maker(self, waveforms: Sequence[np.ndarray], augment: WaveAugment | None) -> Any:
+        from plugins.deep.batching import pad_batch
+
+        minimum = self._min_samples()
+
+        def make_batch(positions: Sequence[int], epoch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+            if epoch is None or augment is None:
+                clips = [waveforms[p] for p in positions]
+            else:  # one generator per (seed, epoch, clip): the same augmentation however the run is split
+                clips = [augment(waveforms[p], np.random.default_rng([self.seed, epoch, int(p)]))
+                         for p in positions]
+            return pad_batch(clips, minimum)
+
+        return make_batch
+
+    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int],
+            groups: Sequence[object] | None = None) -> DeepEmotionModel:
+        """Train on `waveforms` (mono float32 at 16 kHz). `groups` (speaker ids, optional) makes the
+        early-stopping validation split speaker-independent; without them it is stratified at random."""
+        from plugins.deep import runtime
+        from plugins.deep.splits import validation_split
+        from plugins.deep.training import train
+
+        labels = np.asarray(labels, dtype=np.int64)
+        if len(waveforms) != len(labels):
+            raise ValueError(f"{len(waveforms)} waveforms but {len(labels)} labels")
+        if len(labels) == 0 or len(np.unique(labels)) < 2:
+            raise ValueError("training needs clips of at least two emotions")
+        if labels.min() < 0 or labels.max() >= len(LABELS):
+            raise ValueError(f"labels must be ids 0..{len(LABELS) - 1}")
+        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        runtime.configure_threads(self.num_threads)
+        runtime.seed_everything(self.seed)
+        train_positions, validation_positions = validation_split(labels, groups, self.validation_fraction, self.seed)
+        self.network_ = self._new_network([clips[i] for i in train_positions], labels[train_positions])
+        result: TrainResult = train(
+            self.network_, self._param_groups(), self._batch_maker(clips, self._augmentation()),
+            [len(c) for c in clips], labels, train_positions, validation_positions, self._settings(),
+        )
+        self.network_.eval()
+        self.training_ = result.summary()
+        self._record_training_data(clips, labels)
+        return self
+
+    # -- inference ------------------------------------------------------------------------------------------
+    def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        self.check_fitted()
+        if len(waveforms) == 0:
+            return np.zeros((0, len(LABELS)))
+        import torch
+
+        from plugins.deep import runtime
+        from plugins.deep.training import predict_logits
+
+        runtime.configure_threads(self.num_threads)
+        device = runtime.resolve_device(self.device)
+        self.network_.to(device)
+        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        logits = predict_logits(
+            self.network_, [len(c) for c in clips], self._batch_maker(clips, None), self.batch_size, device,
+            runtime.resolve_precision(self.precision, device), f"{self.name} predicting",
+        )
+        return torch.softmax(logits.double(), dim=1).numpy()
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def manifest(self) -> dict[str, Any]:
+        manifest = super().manifest()
+        manifest["training"] = getattr(self, "training_", {})
+        return manifest
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the model (on the first process only, when several train together)."""
+        if _distributed_worker():
+            return Path(directory)
+        return super().save(directory)
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> EmotionModel:
+        from zoo.model import read_manifest
+
+        model = super().load(directory)
+        model.training_ = read_manifest(directory).get("training", {})  # type: ignore[attr-defined]
+        return model

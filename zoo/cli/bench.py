@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
+
+
+@click.command("bench")
+@click.argument("models", nargs=-1, required=True)
+@click.option("--data", "data", required=True, multiple=True,
+              help="Labelled dataset with speaker ids (repeat to combine corpora); split by speaker.")
+@click.option("--runtime", "runtimes", default="native,onnx,int8", show_default=True,
+              help="Comma-separated runtimes: native, onnx (exported here), int8 (dynamic int8 export).")
+@click.option("--device", "devices", default="cpu,cuda", show_default=True,
+              help="Comma-separated devices; cuda is skipped, with the reason recorded, where unusable.")
+@click.option("--out", "out", default="bench-results.json", show_default=True, type=click.Path(),
+              help="Results JSON file to write.")
+@click.option("--work-dir", type=click.Path(), help="Where trained models and ONNX exports go "
+              "[default: OUT's name with -models, next to it].")
+@click.option("--param", "params", multiple=True,
+              help="Model parameter [MODEL:]KEY=VALUE, for every model or the one named (repeatable).")
+@click.option("--test-fraction", default=0.2, show_default=True, help="Share of speakers held out for testing.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the speaker split.")
+@click.option("--warmup", default=2, show_default=True, help="Untimed warm-up queries per scenario.")
+@click.option("--min-iterations", default=10, show_default=True, help="Least timed single-stream queries.")
+@click.option("--min-seconds", default=1.0, show_default=True, help="Least timed seconds per single-stream run.")
+@click.option("--max-seconds", default=60.0, show_default=True, help="Most timed seconds per scenario run.")
+@click.option("--batch-size", default=16, show_default=True, help="Clips per batch in the offline scenario.")
+@click.option("--offline-iterations", default=3, show_default=True, help="Least timed offline batches.")
+@click.option("--threads", type=click.IntRange(min=1), help="Threads per model while it is measured: onnxruntime "
+              "and torch intra-op threads, joblib/scikit-learn jobs [default: each library's own choice].")
+@ON_ERROR
+@MAX_DURATION
+def bench_command(models: tuple[str, ...], data: tuple[str, ...], runtimes: str, devices: str, out: str,
+                  work_dir: str | None, params: tuple[str, ...], test_fraction: float, seed: int, warmup: int,
+                  min_iterations: int, min_seconds: float, max_seconds: float, batch_size: int,
+                  offline_iterations: int, threads: int | None, on_error: str, max_duration: float) -> None:
+    """Accuracy on held-out speakers and latency/throughput of MODELS (plugin names, which are trained on the
+    other speakers, saved model directories or .onnx files) on every runtime and device asked for."""
+    from benchmarks.bench import BenchSettings, run_bench
+    from benchmarks.options import parse_list, parse_model_params
+    from benchmarks.report import print_summary
+    from benchmarks.results import DEVICES, RUNTIMES
+    from benchmarks.subjects import Split
+    from benchmarks.timing import TimingConfig
+    from zoo import datasets
+
+    settings = BenchSettings(
+        runtimes=parse_list(runtimes, RUNTIMES, "runtime"), devices=parse_list(devices, DEVICES, "device"),
+        timing=TimingConfig(warmup, min_iterations, min_seconds, max_seconds=max_seconds),
+        offline_timing=TimingConfig(min(warmup, 1), offline_iterations, 0.0, max_seconds=max_seconds),
+        offline_batch_size=batch_size, threads=threads, test_fraction=test_fraction, seed=seed,
+    )
+    per_model = parse_model_params(params, models)
+    dataset = datasets.load_all(data)
+    click.echo(f"data: {dataset.describe()}", err=True)
+    split = Split.of(dataset, test_fraction, seed, on_error=on_error, max_seconds=max_duration)
+    target = Path(out)
+    models_dir = Path(work_dir) if work_dir else target.with_name(target.stem + "-models")
+    results = run_bench(models, split, settings, models_dir, per_model, log=lambda line: click.echo(line, err=True))
+    report_failures(split.failures)
+    results.write(target)
+    print_summary(results)
+    click.echo(f"wrote {len(results.records)} records to {target} ({len(results.skipped)} combinations skipped)",
+               err=True)

@@ -1,0 +1,116 @@
+"""Request bytes to a prediction: decode, validate, cut long audio into windows, average.
+
+Blocking code, run on the inference pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from zoo.audio import (
+    SILENCE_PEAK,
+    AudioError,
+    AudioTooLongError,
+    check_sample_rate,
+    check_waveform,
+    decode_bytes,
+    resample,
+)
+from zoo.labels import LABELS
+from zoo.serve.models import ServedModel, check_labels
+from zoo.serve.settings import ServeSettings
+
+FLOAT32_BYTES = 4
+MAX_PEAK = 16.0  # +24 dBFS: float audio lives in -1..1; far beyond is int16-scale data sent as float, or noise
+
+
+def check_peak(waveform: np.ndarray, source: str) -> np.ndarray:
+    """Refuse amplitudes no model was trained on (features overflow long before float32 does)."""
+    peak = float(np.abs(waveform).max())
+    if peak > MAX_PEAK:
+        raise AudioError(
+            source,
+            f"samples reach {peak:.3g}; float audio must lie within about -1..1 "
+            f"(at most {MAX_PEAK:g}): were integer PCM values sent as float?",
+        )
+    return waveform
+
+
+def decode_file(data: bytes, source: str, served: ServedModel, settings: ServeSettings) -> tuple[np.ndarray, int]:
+    """An uploaded audio file -> (mono float32 at the model's rate, the file's own rate)."""
+    waveform, rate = decode_bytes(data, source, None, max_seconds=settings.max_duration)
+    return resample(check_peak(waveform, source), rate, served.sample_rate), rate
+
+
+def decode_raw(
+    data: bytes, sample_rate: int | None, source: str, served: ServedModel, settings: ServeSettings
+) -> tuple[np.ndarray, int]:
+    """Raw little-endian float32 mono samples -> (mono float32 at the model's rate, `sample_rate`)."""
+    if not data:
+        raise AudioError(source, "is empty (0 bytes)")
+    if sample_rate is None:
+        raise AudioError(source, "raw float32 audio needs the sample_rate query parameter (e.g. ?sample_rate=16000)")
+    check_sample_rate(sample_rate, source)
+    if len(data) % FLOAT32_BYTES:
+        raise AudioError(source, f"is {len(data)} bytes, not a whole number of 4-byte float32 samples")
+    count = len(data) // FLOAT32_BYTES
+    if count / sample_rate > settings.max_duration:
+        raise AudioTooLongError(
+            source, f"is {count / sample_rate:.0f} s long, over the {settings.max_duration:.0f} s limit"
+        )
+    samples = check_peak(
+        check_waveform(np.frombuffer(data, dtype="<f4"), sample_rate, source, max_seconds=settings.max_duration), source
+    )
+    return resample(samples, sample_rate, served.sample_rate), sample_rate
+
+
+def window_bounds(length: int, rate: int, window_seconds: float, hop_seconds: float) -> list[tuple[int, int]]:
+    """Full windows covering [0, length), the last aligned to the end; short audio is one window."""
+    window = max(1, round(window_seconds * rate))
+    hop = max(1, round(hop_seconds * rate))
+    if length <= window:
+        return [(0, length)]
+    starts = list(range(0, length - window + 1, hop))
+    if starts[-1] + window < length:
+        starts.append(length - window)
+    return [(start, start + window) for start in starts]
+
+
+def score(served: ServedModel, waveform: np.ndarray, input_rate: int, settings: ServeSettings) -> dict[str, Any]:
+    rate = served.sample_rate
+    bounds = window_bounds(waveform.size, rate, settings.window_seconds, settings.hop)
+    pieces = [waveform[start:end] for start, end in bounds]
+    audible = [i for i, piece in enumerate(pieces) if float(np.abs(piece).max()) >= SILENCE_PEAK]
+    if not audible:  # cannot happen after check_waveform, which refuses silent audio
+        raise AudioError("<audio>", "is silent")
+    probabilities = check_labels(served, served.model.predict_proba([pieces[i] for i in audible]), len(audible))
+    by_window = dict(zip(audible, probabilities, strict=True))
+    windows = []
+    for index, (start, end) in enumerate(bounds):
+        entry: dict[str, Any] = {
+            "start": round(start / rate, 3),
+            "end": round(end / rate, 3),
+            "silent": index not in by_window,
+        }
+        if index in by_window:
+            entry.update(_answer(by_window[index]))
+        windows.append(entry)
+    overall = probabilities.mean(axis=0)
+    return {
+        "model": served.name,
+        **_answer(overall),
+        "duration": round(waveform.size / rate, 3),
+        "sample_rate": int(input_rate),
+        "windows": windows,
+    }
+
+
+def _answer(probabilities: np.ndarray) -> dict[str, Any]:
+    label_id = int(np.argmax(probabilities))
+    return {
+        "label": LABELS[label_id],
+        "label_id": label_id,
+        "confidence": float(probabilities[label_id]),
+        "probabilities": {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)},
+    }
