@@ -1,6 +1,6 @@
 """Rebuild the bundled default model, its ONNX file and its model card.
 
-    .venv/bin/python scripts/build_default_model.py [--plugin librosa-svc] [--data-root ../shared/data]
+    .venv/bin/python scripts/build_default_model.py [--plugin librosa-logreg] [--data-root ../shared/data]
 
 Trains on EmoDB + RAVDESS actors 01-16 except the demo speaker (RAVDESS Actor_16, whose clips ship as demo
 clips and so must stay unseen), after a 5-fold speaker-grouped cross-validation on the same clips.
@@ -30,7 +30,7 @@ DEMO_SPEAKER = "ravdess/Actor_16"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--plugin", default="librosa-svc")
+    parser.add_argument("--plugin", default="librosa-logreg")
     parser.add_argument("--param", action="append", default=[], help="KEY=VALUE model parameter")
     parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--folds", type=int, default=5)
