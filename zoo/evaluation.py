@@ -11,6 +11,7 @@ import numpy as np
 
 from zoo.datasets import Dataset, LoadedAudio, speaker_kfold
 from zoo.metrics import scores
+from zoo.model import fit_with_speakers
 
 
 @dataclass
@@ -51,7 +52,8 @@ def cross_validate(
     model = make_model()
     for number, (train, test) in enumerate(speaker_kfold(kept, n_folds, seed)):
         model = make_model()
-        model.fit([audio.waveforms[i] for i in train], labels[train])
+        fit_with_speakers(model, [audio.waveforms[i] for i in train], labels[train],
+                          [kept.items[i].speaker for i in train])
         predictions[test] = model.predict([audio.waveforms[i] for i in test])
         fold = scores(labels[test], predictions[test])
         fold["test_speakers"] = sorted({kept.items[i].speaker for i in test})

@@ -142,3 +142,11 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     if manifest.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written by a newer emozoo (format {manifest['format_version']})")
     return manifest
+
+
+def fit_with_speakers(model: EmotionModel, waveforms: Sequence[np.ndarray], labels: Sequence[int],
+                      speakers: Sequence[str | None]) -> EmotionModel:
+    """Fit, passing speaker ids as `groups` to models that take them (speaker-independent early stopping)."""
+    if "groups" in inspect.signature(model.fit).parameters and all(s is not None for s in speakers):
+        return model.fit(waveforms, labels, groups=list(speakers))  # type: ignore[call-arg]
+    return model.fit(waveforms, labels)

@@ -7,6 +7,7 @@ import click
 
 from zoo import datasets
 from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, report_failures
+from zoo.model import fit_with_speakers
 from zoo.registry import create_model
 
 
@@ -28,7 +29,7 @@ def train_command(model_name: str, data: tuple[str, ...], out: str, params: tupl
     report_failures(audio.failures)
     labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
     started = time.perf_counter()
-    model.fit(audio.waveforms, labels)
+    fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items])
     model.metrics_ = {"training_seconds": round(time.perf_counter() - started, 2), "skipped_files": len(audio.failures)}
     path = model.save(out)
     click.echo(json.dumps({"model": model_name, "saved": str(path), "clips": len(labels),
