@@ -28,6 +28,9 @@ class ExportConfig:
     # int8 weights move probabilities by far more than float rounding; a quantised export must still agree
     quantized_max_abs_diff: float = 0.05
     quantized_min_agreement: float = 0.98
+    # below this many weights in the quantisable MatMul/Gemm nodes together, int8 cannot pay: quantising each
+    # activation costs more than the smaller product saves (a logistic-regression head has a few thousand)
+    min_quantized_weights: int = 65536
 
 
 class Exporter(Protocol):

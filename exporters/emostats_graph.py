@@ -54,16 +54,17 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     power, layout = power_spectrum(g, signal, n_frames, config.n_fft, config.hop_length, constants["window"])
     valid = row_mask(g, emostats_frame_counts(g, lengths, config), n_frames)  # [B, F] bool
 
-    # frame descriptors: one float32 product gives mel energies, spectral moments, total power and the
-    # autocorrelation; float64 from there on
+    # frame descriptors: one float32 product gives mel energies, spectral moments and total power; float64
+    # from there on. The autocorrelation is a float64 product, as natively: its argmax over lags picks the
+    # pitch, and the lags of one period and of two are often within float32 rounding of each other
     frequencies = constants["frequencies_khz"]
-    projection = np.column_stack(
-        [constants["mel"].T, frequencies, frequencies**2, np.ones(n_bins), constants["autocorr"]]
-    )
+    projection = np.column_stack([constants["mel"].T, frequencies, frequencies**2, np.ones(n_bins)])
     projected = g.cast(g.op("MatMul", power, g.const(layout.bin_rows(projection), np.float32, "projection")), DOUBLE)
-    mel_energy, first_moment, second_moment, power_sum, autocorr = g.op(
-        "Split", projected, g.i64(n_mels, 1, 1, 1, 1 + n_lags), axis=2, outputs=5
+    mel_energy, first_moment, second_moment, power_sum = g.op(
+        "Split", projected, g.i64(n_mels, 1, 1, 1), axis=2, outputs=4
     )
+    autocorr = g.op("MatMul", g.cast(power, DOUBLE), g.const(layout.bin_rows(constants["autocorr"]), np.float64,
+                                                             "autocorr"))
     log_mel = g.op("Mul", g.op("Log", g.op("Add", mel_energy, floor)), log10_scale)  # [B, F, mels]
     mfcc = g.op("MatMul", log_mel, g.const(constants["dct"], np.float64, "dct"))
     total = g.op("Add", power_sum, floor)  # [B, F, 1]

@@ -161,7 +161,7 @@ def export_model(
     if quantize:
         from exporters.quantize import quantize_int8
 
-        proto, changed, note = quantize_int8(proto)
+        proto, changed, note = quantize_int8(proto, config.min_quantized_weights)
         notes.append(note)
         if changed:
             config = replace(config, max_abs_diff=config.quantized_max_abs_diff,

@@ -14,16 +14,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 QUANTIZABLE = ("MatMul", "Gemm")
 KEPT_FLOAT_PREFIXES = ("features/", "labels/")
 INTEGER_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm", "ConvInteger", "QLinearMatMul")
 
 
-def quantizable_nodes(proto: Any) -> list[str]:
-    """Name every unnamed node, then list the names of the nodes worth quantising."""
-    constants = {t.name for t in proto.graph.initializer}
-    constants |= {o for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
-    chosen = []
+def quantizable_nodes(proto: Any) -> tuple[list[str], int]:
+    """Name every unnamed node, then list the names of the nodes worth quantising and their weight count."""
+    constants = {t.name: int(np.prod(t.dims)) for t in proto.graph.initializer}
+    constants |= {o: 0 for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
+    chosen, weights = [], 0
     for index, node in enumerate(proto.graph.node):
         if not node.name:
             node.name = f"{node.op_type.lower()}_{index}"
@@ -32,18 +34,24 @@ def quantizable_nodes(proto: Any) -> list[str]:
         if any(output.startswith(KEPT_FLOAT_PREFIXES) for output in node.output):
             continue
         chosen.append(node.name)
-    return chosen
+        weights += constants[node.input[1]]
+    return chosen, weights
 
 
-def quantize_int8(proto: Any) -> tuple[Any, bool, str]:
-    """Return (the model, whether anything was quantised, a note saying what was)."""
+def quantize_int8(proto: Any, min_weights: int = 0) -> tuple[Any, bool, str]:
+    """Return (the model, whether anything was quantised, a note saying what was).
+
+    Nothing is quantised when the candidate nodes hold fewer than `min_weights` weights together."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    nodes = quantizable_nodes(proto)
+    nodes, weights = quantizable_nodes(proto)
     if not nodes:
         return proto, False, ("int8: nothing to quantise (no MatMul/Gemm with constant weights outside the "
                               "feature graph; a scikit-learn head uses ai.onnx.ml operators), exported in float")
+    if weights < min_weights:
+        return proto, False, (f"int8: nothing worth quantising ({weights} weights in {len(nodes)} MatMul/Gemm "
+                              f"node(s), under {min_weights}: int8 would be slower), exported in float")
     with tempfile.TemporaryDirectory(prefix="emozoo-quantize-") as folder:
         source, target = Path(folder) / "float.onnx", Path(folder) / "int8.onnx"
         onnx.save_model(proto, source)

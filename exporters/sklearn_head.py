@@ -55,6 +55,16 @@ def _at_opset(model: onnx.ModelProto, opset: int) -> onnx.ModelProto:
         raise EmozooError(f"cannot bring the scikit-learn graph to opset {opset}: {error}") from None
 
 
+def _dedupe_opsets(model: onnx.ModelProto) -> None:
+    """onnx.compose keeps each part's opset imports: one per domain (the highest) is what tools expect
+    (onnxruntime's quantiser refuses a model that imports the default domain twice)."""
+    versions: dict[str, int] = {}
+    for entry in model.opset_import:
+        versions[entry.domain] = max(versions.get(entry.domain, 0), entry.version)
+    del model.opset_import[:]
+    model.opset_import.extend(helper.make_opsetid(domain, version) for domain, version in versions.items())
+
+
 def label_head(known_classes: np.ndarray, probability_type: int, opset: int) -> onnx.ModelProto:
     """probabilities over `known_classes` -> the contract's float32 [batch, 6] and int64 label [batch]."""
     g = GraphBuilder("labels", opset)
@@ -102,6 +112,7 @@ def join(features: onnx.ModelProto, pipeline: onnx.ModelProto, known_classes: np
         outputs=[PROBABILITIES, LABEL],
     )
     merged.graph.name = name
+    _dedupe_opsets(merged)
     expected_inputs = [WAVEFORM, LENGTHS]
     if [i.name for i in merged.graph.input] != expected_inputs:
         raise EmozooError(f"internal error: the joined graph has inputs {[i.name for i in merged.graph.input]}")

@@ -232,3 +232,16 @@ def test_tolerance_overrides_are_per_model() -> None:
         rng.normal(size=(40, 3)), rng.integers(0, 6, 40))
     config = exporter.export_config(forest)
     assert config.max_abs_diff == pytest.approx(0.02) and config.min_agreement == 0.995
+
+
+def test_logistic_regression_head_exports_with_one_opset_per_domain(speech: dict, tmp_path: Path) -> None:
+    import onnx
+
+    model = zoo.create_model("librosa-logreg", n_jobs=1).fit(*speech["train"])
+    waveforms, labels = speech["test"]
+    report = export_model(model, tmp_path / "logreg.onnx", quantize="int8", validate_on=(waveforms, labels))
+    assert report.validation is not None and report.validation.passed
+    # its MatMul is a few thousand weights: int8 would only add quantisation work
+    assert report.quantize is None and any("nothing worth quantising" in note for note in report.notes)
+    domains = [entry.domain for entry in onnx.load(tmp_path / "logreg.onnx").opset_import]
+    assert sorted(domains) == sorted(set(domains))
