@@ -8,7 +8,6 @@ import platform
 import subprocess
 import sys
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -78,16 +77,6 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status)}
 
 
-def versions() -> dict[str, str]:
-    found = library_versions()
-    for name in _EXTRA_LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return found
-
-
 def thread_settings() -> dict[str, Any]:
     settings: dict[str, Any] = {name: os.environ.get(name) for name in _THREAD_VARIABLES}
     if "torch" in sys.modules:
@@ -132,7 +121,7 @@ def capture() -> dict[str, Any]:
         "gpus": gpus(),
         "threads": thread_settings(),
         "load_average": load_average(),
-        "libraries": versions(),
+        "libraries": library_versions(_EXTRA_LIBRARIES),
         "git": git_state(),
     }
     environment["machine_id"] = machine_id(environment)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -109,31 +111,12 @@ def read_audio(
         raise AudioError(source, "no such file")
     if file.is_dir():
         raise AudioError(source, "is a directory, not an audio file")
-    if file.stat().st_size == 0:
+    size = file.stat().st_size
+    if size == 0:
         raise AudioError(source, "file is empty (0 bytes)")
-    try:
-        info = sf.info(source)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(source, f"is not a readable audio file ({_short(error)})") from None
-    check_sample_rate(info.samplerate, source)
-    if info.frames <= 0:
-        raise AudioError(source, "contains no audio samples (zero length)")
-    if max_seconds is not None and info.frames / info.samplerate > max_seconds:
-        raise AudioTooLongError(
-            source,
-            f"is {info.frames / info.samplerate:.0f} s long, over the {max_seconds:.0f} s limit "
-            "(raise it with --max-duration)",
-        )
     with file.open("rb") as handle:
-        _check_not_truncated(handle.read(4096), file.stat().st_size, info, source)
-    try:
-        samples, sample_rate = sf.read(source, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise AudioError(source, f"is truncated or corrupt ({_short(error)})") from None
-    mono = check_waveform(samples, sample_rate, source, max_seconds=max_seconds)
-    if target_rate is None:
-        return mono, sample_rate
-    return resample(mono, sample_rate, target_rate), target_rate
+        header = handle.read(4096)
+    return _decode(lambda: source, header, size, source, target_rate, max_seconds, "(raise it with --max-duration)")
 
 
 def decode_bytes(
@@ -150,8 +133,21 @@ def decode_bytes(
     """
     if not data:
         raise AudioError(source, "is empty (0 bytes)")
+    return _decode(lambda: io.BytesIO(data), data[:4096], len(data), source, target_rate, max_seconds)
+
+
+def _decode(
+    open_audio: Callable[[], str | BinaryIO],
+    header: bytes,
+    size: int,
+    source: str,
+    target_rate: int | None,
+    max_seconds: float | None,
+    too_long_hint: str = "",
+) -> tuple[np.ndarray, int]:
+    """Check the header (rate, channels, length, truncation), then decode at most `max_seconds` of audio."""
     try:
-        info = sf.info(io.BytesIO(data))
+        info = sf.info(open_audio())
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(source, f"is not a readable audio file ({_short(error)})") from None
     check_sample_rate(info.samplerate, source)
@@ -161,12 +157,14 @@ def decode_bytes(
         raise AudioError(source, "contains no audio samples (zero length)")
     if max_seconds is not None and info.frames / info.samplerate > max_seconds:
         raise AudioTooLongError(
-            source, f"is {info.frames / info.samplerate:.0f} s long, over the {max_seconds:.0f} s limit"
+            source,
+            f"is {info.frames / info.samplerate:.0f} s long, over the {max_seconds:.0f} s limit "
+            f"{too_long_hint}".rstrip(),
         )
-    _check_not_truncated(data[:4096], len(data), info, source)
+    _check_not_truncated(header, size, info, source)
     limit = -1 if max_seconds is None else int(max_seconds * info.samplerate) + 1
     try:
-        samples, sample_rate = sf.read(io.BytesIO(data), frames=limit, dtype="float32", always_2d=True)
+        samples, sample_rate = sf.read(open_audio(), frames=limit, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(source, f"is truncated or corrupt ({_short(error)})") from None
     mono = check_waveform(samples, sample_rate, source, max_seconds=max_seconds)

@@ -28,9 +28,10 @@ _VERSIONED_LIBRARIES = (
 )
 
 
-def library_versions() -> dict[str, str]:
+def library_versions(extra: Sequence[str] = ()) -> dict[str, str]:
+    """Python's version and those of the installed libraries a model depends on (plus `extra` names)."""
     versions = {"python": platform.python_version()}
-    for name in _VERSIONED_LIBRARIES:
+    for name in (*_VERSIONED_LIBRARIES, *extra):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
