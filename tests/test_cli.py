@@ -89,3 +89,13 @@ def test_evaluate_and_clear_errors(dacon_dir: Path, dacon_model: Path) -> None:
     assert unknown.returncode == 1 and "Did you mean: librosa-svc" in unknown.stderr
     not_model = emozoo("evaluate", dacon_dir, "--data", dacon_dir, check=False)
     assert "manifest.json is missing" in not_model.stderr and "Traceback" not in not_model.stderr
+
+
+def test_train_reports_on_the_first_process_of_a_multi_process_launch_only(dacon_dir: Path, tmp_path: Path) -> None:
+    """Under torchrun / accelerate launch every process runs the command; one line of result, not N."""
+    command = [sys.executable, "-m", "zoo.cli", "train", "librosa-logreg", "--data", str(dacon_dir / "train.csv")]
+    for rank, expect_report in (("1", False), ("0", True)):
+        result = subprocess.run([*command, "--out", str(tmp_path / f"rank{rank}")], capture_output=True, text=True,
+                                env={**os.environ, "RANK": rank, "WORLD_SIZE": "2"})
+        assert result.returncode == 0, result.stderr
+        assert ('"saved"' in result.stdout) is expect_report, result.stdout

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from zoo.labels import LABELS
+from zoo.launch import is_secondary_process
 from zoo.model import EmotionModel
 
 if TYPE_CHECKING:
@@ -23,11 +24,6 @@ if TYPE_CHECKING:
     from plugins.deep.training import TrainResult, TrainSettings
 
 SAMPLE_RATE = 16_000
-
-
-def _distributed_worker() -> bool:
-    """Any rank but the first of a multi-process launch (accelerate launch / torchrun set RANK)."""
-    return int(os.environ.get("RANK", "0") or 0) != 0
 
 
 class DeepEmotionModel(EmotionModel):
@@ -161,7 +157,7 @@ class DeepEmotionModel(EmotionModel):
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the model (on the first process only, when several train together)."""
-        if _distributed_worker():
+        if is_secondary_process():
             return Path(directory)
         return super().save(directory)
 

@@ -56,10 +56,3 @@ def resolve_precision(precision: str, device: torch.device) -> str:
     if precision == "auto":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return precision
-
-
-def is_distributed_worker() -> bool:
-    """True in a multi-process launch (accelerate launch / torchrun) on any rank but the first."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank() != 0
-    return int(os.environ.get("RANK", "0")) != 0

@@ -7,6 +7,7 @@ import click
 
 from zoo import datasets
 from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, report_failures
+from zoo.launch import is_secondary_process
 from zoo.model import fit_with_speakers
 from zoo.registry import create_model
 
@@ -32,5 +33,7 @@ def train_command(model_name: str, data: tuple[str, ...], out: str, params: tupl
     fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items])
     model.metrics_ = {"training_seconds": round(time.perf_counter() - started, 2), "skipped_files": len(audio.failures)}
     path = model.save(out)
+    if is_secondary_process():  # the first process saved the model and reports it
+        return
     click.echo(json.dumps({"model": model_name, "saved": str(path), "clips": len(labels),
                            "seconds": model.metrics_["training_seconds"]}))
