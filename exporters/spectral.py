@@ -8,9 +8,10 @@ twiddles folded in: two products over all frames of the batch at once, with no e
 large intermediate spectrum, and blocks of the window that are zero are never multiplied (about 6x less
 work than the direct DFT for n_fft = 1024).
 
-The power comes out with its frequency bins in a permuted order (column k1 * K2 + k2 holds bin
-k1 + P k2) and with a few columns past Nyquist; `bin_rows` rearranges any [bins, D] matrix that
-multiplies the power so that callers never permute the power itself.
+Only k1 <= P/2 is computed: a real frame's spectrum is conjugate-symmetric, so those rows hold every
+bin's power, some at the mirror frequency N - k. The power thus comes out with its bins in a permuted
+order and a few bins twice; `bin_rows` rearranges any [bins, D] matrix that multiplies the power (zero
+rows for the repeats) so that callers never permute the power itself.
 """
 
 from __future__ import annotations
@@ -97,7 +98,6 @@ def power_spectrum(
     p, q = _factor(n_fft)
     low, high = first // q, (last - 1) // q + 1  # blocks n1 that the window touches
     rows = high - low
-    k2_count = (n_fft // 2) // p + 1
 
     frames = frame_signal(g, signal, n_frames, low * q, rows * q, hop)
     frames = g.op("Mul", frames, g.const(window[low * q : high * q], np.float32, "window"))
@@ -107,27 +107,33 @@ def power_spectrum(
     columns = g.op("Reshape", g.op("Transpose", g.op("Reshape", frames, g.i64(-1, rows * q)), perm=[1, 0]),
                    g.i64(rows, -1))  # [n1, (n2, frame)]
 
-    k1, n1, n2 = np.arange(p), np.arange(low, high), np.arange(q)
+    # a real frame's spectrum is conjugate-symmetric, X[N - k] = conj(X[k]): the k1 up to P/2 hold every
+    # |X[k]|^2, some of them at their mirror bin N - k
+    k1, n1, n2 = np.arange(p // 2 + 1), np.arange(low, high), np.arange(q)
     angles = -2 * np.pi * np.outer(k1, n1) / p  # [k1, n1]
-    first_stage = np.stack([np.cos(angles), np.sin(angles)], axis=1).reshape(2 * p, rows)  # rows (k1, re/im)
+    first_stage = np.stack([np.cos(angles), np.sin(angles)], axis=1).reshape(2 * k1.size, rows)  # (k1, re/im)
     stage1 = g.op("MatMul", g.const(first_stage, np.float32, "dft_stage1"), columns)  # [(k1, re/im), (n2, frame)]
-    stage1 = g.op("Reshape", stage1, g.i64(p, 2 * q, -1))  # [k1, (re/im, n2), frame]
+    stage1 = g.op("Reshape", stage1, g.i64(k1.size, 2 * q, -1))  # [k1, (re/im, n2), frame]
 
     # stage 2: for each k1, sum over n2 of W_N^(n2 k1) W_Q^(n2 k2) (Y_re + i Y_im), the twiddle folded into
     # one [(re/im, k2), (re/im, n2)] matrix per k1
-    k2 = np.arange(k2_count)
+    k2 = np.arange(q)
     phase = -2 * np.pi * (n2[None, None, :] * k1[:, None, None] / n_fft + np.outer(k2, n2)[None] / q)  # [k1, k2, n2]
     cos, sin = np.cos(phase), np.sin(phase)
     second_stage = np.concatenate([np.concatenate([cos, -sin], axis=2), np.concatenate([sin, cos], axis=2)], axis=1)
     spectrum = g.op("MatMul", g.const(second_stage, np.float32, "dft_stage2"), stage1)  # [k1, (re/im, k2), frame]
     squared = g.op("Mul", spectrum, spectrum)
-    real2, imaginary2 = g.op("Split", squared, g.i64(k2_count, k2_count), axis=1, outputs=2)
-    power = g.op("Reshape", g.op("Add", real2, imaginary2), g.i64(p * k2_count, -1))  # [(k1, k2), frame]
+    real2, imaginary2 = g.op("Split", squared, g.i64(q, q), axis=1, outputs=2)
+    n_columns = k1.size * q
+    power = g.op("Reshape", g.op("Add", real2, imaginary2), g.i64(n_columns, -1))  # [(k1, k2), frame]
     power = g.op("Reshape", g.op("Transpose", power, perm=[1, 0]),
-                 g.op("Concat", frame_shape, g.i64(p * k2_count), axis=0))
+                 g.op("Concat", frame_shape, g.i64(n_columns), axis=0))
 
-    bins = (k1[:, None] + p * k2[None, :]).ravel()  # column k1 * K2 + k2 holds bin k1 + P k2
-    bins = np.where(bins <= n_fft // 2, bins, -1)
+    frequency = (k1[:, None] + p * k2[None, :]).ravel()  # column k1 * Q + k2 holds |X| at k1 + P k2
+    frequency = np.minimum(frequency, n_fft - frequency)  # = the power of bin N - k
+    bins = np.full(n_columns, -1)
+    _, first_column = np.unique(frequency, return_index=True)  # a bin reached twice counts once
+    bins[first_column] = frequency[first_column]
     return power, SpectrumLayout(bins, n_fft)
 
 
