@@ -65,11 +65,17 @@ def export(subject: Subject, quantize: str | None, work_dir: Path, validate_on: 
     suffix = f"-{quantize}" if quantize else ""
     path = work_dir / f"{safe_name(subject.label)}{suffix}.onnx"
     try:
-        export_model(subject.native, path, quantize=quantize, validate_on=validate_on)
+        report = export_model(subject.native, path, quantize=quantize, validate_on=validate_on)
     except Exception as error:  # noqa: BLE001 - any export failure skips this runtime, with its reason kept
         reason = f"export{' with ' + quantize if quantize else ''} failed: {error}"
         subject.export_failures[quantize] = reason
         raise Unavailable(reason) from None
+    if quantize is not None and report.quantize != quantize:
+        # the exporter kept the model in float: an "int8" row would time the float file a second time
+        path.unlink(missing_ok=True)
+        subject.export_failures[quantize] = "; ".join(n for n in report.notes if n.startswith(quantize)) or (
+            f"the exporter did not quantise {subject.label} to {quantize}")
+        raise Unavailable(subject.export_failures[quantize])
     if quantize is None:
         subject.onnx_path = path
     else:

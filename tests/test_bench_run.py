@@ -120,7 +120,8 @@ def test_unknown_models_and_missing_files_fail_before_training(small_corpus: Pat
     assert outcome.exit_code == 1 and "gone.onnx: no such model directory or ONNX file" in outcome.output
 
 
-def test_deep_model_is_timed_natively_and_as_int8(small_corpus: Path, tmp_path: Path) -> None:
+def test_deep_model_is_timed_natively_and_int8_is_skipped_when_nothing_is_quantised(small_corpus: Path,
+                                                                                      tmp_path: Path) -> None:
     split = Split.of(datasets.load(small_corpus))
     settings = BenchSettings(runtimes=["native", "int8"], devices=["cpu", "cuda"], threads=1,
                              timing=TimingConfig(1, 3, 0.0), offline_timing=TimingConfig(0, 1, 0.0),
@@ -128,11 +129,12 @@ def test_deep_model_is_timed_natively_and_as_int8(small_corpus: Path, tmp_path: 
     params = {"logmel-cnn": {"epochs": 1, "channels": [8, 8], "batch_size": 16}}
     made = run_bench(["logmel-cnn"], split, settings, tmp_path, params)
     keys = {(r["runtime"], r["scenario"]) for r in made.records}
-    assert keys == {("native", "single-stream"), ("native", "offline"), ("int8", "single-stream"),
-                    ("int8", "offline")}
+    assert keys == {("native", "single-stream"), ("native", "offline")}
     assert all(r["device"] == "cpu" and r["family"] == "logmel-cnn" for r in made.records)
     assert all(r["stages_ms"] == {} for r in made.records)  # extraction is inside the network: one stage
     assert all(r["threads"] == 1 for r in made.records)
-    int8 = next(r for r in made.records if r["runtime"] == "int8")
-    assert int8["model_path"].endswith("-int8.onnx") and Path(int8["model_path"]).is_file()
-    assert {s["device"] for s in made.skipped} == {"cuda"} or any(r["device"] == "cuda" for r in made.records)
+    # a small CNN's one MatMul is not worth int8: no row that would time the float file again, and no file
+    int8 = [s for s in made.skipped if s["runtime"] == "int8" and s["device"] == "cpu"]
+    assert len(int8) == 1 and "nothing worth quantising" in int8[0]["reason"]
+    assert not list(tmp_path.rglob("*-int8.onnx"))
+    assert {s["device"] for s in made.skipped if s["runtime"] == "native"} <= {"cuda"}
