@@ -61,6 +61,11 @@ class ClassicExporter:
             # best candidates are within rounding of each other may pick the other one. Measured: max |dp|
             # 6.1e-4, agreement 1.0 on 300 held-out clips; |dp| gets twice the default room, agreement none
             config = replace(config, max_abs_diff=max(config.max_abs_diff, 2e-3))
+            if hasattr(estimator, "coef_"):
+                # the seed vector holds raw per-frame yin f0 (Hz): one flipped frame moves a feature by hundreds
+                # of Hz, and a linear model passes that straight to its logits. Measured (logistic regression,
+                # 300 held-out clips): 37 of 34,584 frames differ by > 1 Hz, max |dp| 0.0126, agreement 1.0
+                config = replace(config, max_abs_diff=max(config.max_abs_diff, 0.02))
         return config
 
     def build(self, model: Any, opset: int) -> onnx.ModelProto:
