@@ -218,6 +218,7 @@ def test_seed_feature_graph_matches_librosa(speech: dict) -> None:
 
 def test_tolerance_overrides_are_per_model() -> None:
     from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -232,6 +233,13 @@ def test_tolerance_overrides_are_per_model() -> None:
         rng.normal(size=(40, 3)), rng.integers(0, 6, 40))
     config = exporter.export_config(forest)
     assert config.max_abs_diff == pytest.approx(0.02) and config.min_agreement == 0.995
+    # seed features with a linear head: raw per-frame f0 goes straight to the logits
+    linear = zoo.create_model("librosa-logreg", features="seed")
+    linear.pipeline_ = make_pipeline(StandardScaler(), LogisticRegression()).fit(
+        rng.normal(size=(40, 3)), rng.integers(0, 6, 40))
+    assert exporter.export_config(linear).max_abs_diff == pytest.approx(0.02)
+    linear.features = "default"
+    assert exporter.export_config(linear) == ExportConfig()
 
 
 def test_logistic_regression_head_exports_with_one_opset_per_domain(speech: dict, tmp_path: Path) -> None:
