@@ -130,6 +130,19 @@ def test_feature_cache_is_keyed_by_content_and_config(tmp_path: Path) -> None:
     assert len(list(tmp_path.rglob("*.npy"))) == 3
 
 
+def test_feature_cache_ignores_entries_of_an_older_extractor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from plugins.classic import extraction
+
+    cache = FeatureCache(tmp_path)
+    clip = tone(1.0)
+    extract_many([clip], EmoStatsConfig(), cache=cache, n_jobs=1)
+    stale = next(tmp_path.rglob("*.npy"))
+    np.save(stale, np.zeros(3, dtype=np.float32))  # what an older extractor might have left under this config
+    monkeypatch.setattr(extraction, "EXTRACTOR_VERSION", extraction.EXTRACTOR_VERSION + 1)
+    fresh = extract_many([clip], EmoStatsConfig(), cache=cache, n_jobs=1)
+    assert fresh.shape[1] > 3 and len(list(tmp_path.rglob("*.npy"))) == 2
+
+
 def test_parallel_extraction_matches_serial() -> None:
     clips = [tone(0.3 + 0.1 * i, 16_000, 100 + 20 * i) for i in range(10)]
     serial = extract_many(clips, EmoStatsConfig(), n_jobs=1)

@@ -13,6 +13,9 @@ from zoo.fingerprint import config_digest, waveform_digest
 from zoo.progress import progress_bar
 
 PARALLEL_THRESHOLD = 8
+# part of every cache key: bump it whenever an extractor's output changes while its config does not, so that
+# features cached by the older code are never served again
+EXTRACTOR_VERSION = 2
 
 
 def extract_many(
@@ -25,7 +28,7 @@ def extract_many(
 ) -> np.ndarray:
     """Return [n_clips, n_features]; clips already in `cache` are not recomputed."""
     config_key = config_digest(config.as_dict())
-    keys = [f"{waveform_digest(w)}-{config_key[:16]}" for w in waveforms]
+    keys = [f"{waveform_digest(w)}-{config_key[:16]}-v{EXTRACTOR_VERSION}" for w in waveforms]
     rows: list[np.ndarray | None] = [cache.get(k) if cache else None for k in keys]
     missing = [i for i, row in enumerate(rows) if row is None]
     if missing:
