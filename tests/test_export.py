@@ -253,3 +253,26 @@ def test_logistic_regression_head_exports_with_one_opset_per_domain(speech: dict
     assert report.quantize is None and any("nothing worth quantising" in note for note in report.notes)
     domains = [entry.domain for entry in onnx.load(tmp_path / "logreg.onnx").opset_import]
     assert sorted(domains) == sorted(set(domains))
+
+
+def test_predict_threads_and_device(exported: dict, speech: dict, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from zoo.cli.main import cli
+    from zoo.onnx_runtime import cuda_usable
+
+    clip = str(speech["test_paths"][0])
+    runs = {}
+    for options in ([], ["--threads", "1", "--device", "cpu"]):
+        result = CliRunner().invoke(cli, ["predict", str(exported["path"]), clip, "--format", "json", *options])
+        assert result.exit_code == 0, result.output
+        runs[len(options)] = json.loads(result.output)
+    assert runs[0] == runs[4]
+    if not cuda_usable():  # asking for CUDA where there is none is an error, not a quiet CPU run
+        result = CliRunner().invoke(cli, ["predict", str(exported["path"]), clip, "--device", "cuda"])
+        assert result.exit_code == 1 and "CUDA provider is not usable" in result.output
+    native = exported["model"].save(tmp_path / "svc")
+    result = CliRunner().invoke(cli, ["predict", str(native), clip, "--device", "cuda"])
+    assert result.exit_code == 1 and "runs on the CPU only" in result.output
+    result = CliRunner().invoke(cli, ["predict", str(native), clip, "--threads", "0"])
+    assert result.exit_code == 2 and "--threads" in result.output

@@ -9,6 +9,7 @@ from typing import Any
 import click
 import numpy as np
 
+from zoo.api import DEVICES
 from zoo.audio import read_audio
 from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
 from zoo.errors import AudioError, DatasetError, ModelFileError
@@ -35,16 +36,20 @@ def _is_model(text: str) -> bool:
 @click.option("--format", "output_format", type=click.Choice(FORMATS), default="table", show_default=True,
               help="dacon: id,label in sample_submission.csv order (input: the competition's test.csv).")
 @click.option("-o", "--output", type=click.Path(), help="Write here instead of standard output.")
-@click.option("--batch-size", default=16, show_default=True)
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1))
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="CPU threads for the model [default: every core].")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA where usable (ONNX files and deep models), else the CPU.")
 @ON_ERROR
 @MAX_DURATION
 def predict_command(arguments: tuple[str, ...], output_format: str, output: str | None, batch_size: int,
-                    on_error: str, max_duration: float) -> None:
+                    threads: int | None, device: str, on_error: str, max_duration: float) -> None:
     """Predict the emotion of clips with MODEL (directory or .onnx; the bundled model when left out).
 
     INPUT: audio files, folders of audio, or a CSV list (the competition's test.csv, or manifest.csv).
     """
-    from zoo.api import load
+    from zoo.api import load_for_inference
 
     if _is_model(arguments[0]):
         model_path, inputs = Path(arguments[0]), list(arguments[1:])
@@ -54,7 +59,7 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
             raise ModelFileError(f"no model given and the bundled default model is missing ({model_path})")
     if not inputs:
         raise click.UsageError("give at least one INPUT (audio file, folder or CSV)")
-    model = load(model_path)
+    model = load_for_inference(model_path, threads=threads, device=device)
     listing = collect_inputs(inputs)
 
     waveforms, kept, failures = [], [], []
