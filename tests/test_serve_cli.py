@@ -40,7 +40,7 @@ def test_two_workers_serve_and_stop_cleanly(served: Path, emodb_dir: Path) -> No
     port = load_test.free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "zoo.cli", "serve", f"emo={served}", "--port", str(port), "--workers", "2",
-         "--max-duration", "30", "--window", "2"],
+         "--max-duration", "30", "--window", "2", "--threads", "1", "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "EMOZOO_QUIET": "1"},
     )
     url = f"http://127.0.0.1:{port}"
@@ -89,6 +89,10 @@ def test_bad_model_and_bad_options_are_one_clear_line(model_dir: Path, tmp_path:
     broken.write_text("not a model")
     code, output = serve(str(broken))
     assert code == 1 and output.startswith(f"error: {broken}: not a loadable ONNX model")
+    code, output = serve(str(model_dir), "--device", "cuda")  # a classic model has no CUDA path
+    assert code == 1 and "runs on the CPU only" in output
+    code, output = serve(str(model_dir), "--device", "tpu")
+    assert code == 2 and "--device" in output
 
 
 BLOCK_SERVE_EXTRA = "import sys; sys.modules['fastapi'] = None; sys.argv[0] = 'emozoo'; " \

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from zoo.api import DEVICES
 from zoo.errors import EmozooError, ModelFileError
 
 
@@ -67,6 +68,8 @@ from zoo.errors import EmozooError, ModelFileError
 @click.option("--hop", "hop_seconds", default=None, type=float, help="Step between windows [default: --window].")
 @click.option("--default-model", default=None, help="Model used when a request names none [default: the first].")
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime threads per ONNX model.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="auto: CUDA where usable (ONNX files and deep models), else the CPU.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True)
 @click.option(
     "--log-level",
@@ -88,6 +91,7 @@ def serve_command(
     hop_seconds: float | None,
     default_model: str | None,
     threads: int | None,
+    device: str,
     access_log: bool,
     log_level: str,
 ) -> None:
@@ -140,7 +144,7 @@ def serve_command(
         raise click.UsageError(
             f"--default-model {settings.default_model!r} is not among the models: {', '.join(names)}"
         )
-    loaded = load_models(models, threads=threads)  # in this process too, so a bad model fails here, clearly
+    loaded = load_models(models, threads=threads, device=device)  # here too: a bad model fails here, clearly
     app = create_app(loaded, settings)
     click.echo(
         f"serving {', '.join(loaded)} on http://{host}:{port} ({workers} worker(s), "
@@ -162,6 +166,7 @@ def serve_command(
         {
             "models": list(models),
             "threads": threads,
+            "device": device,
             "settings": settings.model_dump(exclude_unset=False),
         }
     )

@@ -200,5 +200,5 @@ async def _read_upload(request: Request) -> tuple[bytes, str]:
 def app_from_env() -> FastAPI:
     """App factory for `uvicorn --factory` and multi-worker `emozoo serve` (config in EMOZOO_SERVE_CONFIG)."""
     config = json.loads(os.environ[CONFIG_ENV])
-    models = load_models(config["models"], threads=config.get("threads"))
+    models = load_models(config["models"], threads=config.get("threads"), device=config.get("device", "auto"))
     return create_app(models, ServeSettings(**config.get("settings", {})))

@@ -87,18 +87,19 @@ def model_names(arguments: Sequence[str | os.PathLike[str]]) -> dict[str, Path]:
     return named
 
 
-def load_models(arguments: Sequence[str | os.PathLike[str]], *, threads: int | None = None) -> dict[str, Any]:
-    """Load each model named on the command line (see `model_names`)."""
-    from zoo.api import load
+def load_models(arguments: Sequence[str | os.PathLike[str]], *, threads: int | None = None,
+                device: str = "auto") -> dict[str, Any]:
+    """Load each model named on the command line (see `model_names`) on `device`; `threads` per ONNX model."""
+    from zoo.api import load_for_inference
 
     models: dict[str, Any] = {}
     for name, path in model_names(arguments).items():
         if path.suffix == ".onnx":
             if not path.is_file():
                 raise EmozooError(f"{path}: no such ONNX file")
-            models[name] = load(path, **({"threads": threads} if threads else {}))
+            models[name] = load_for_inference(path, threads=threads, device=device)
         else:
-            model = load(path)
+            model = load_for_inference(path, device=device)
             # a server sees endless new clips: caching their features on disk would only grow without bound,
             # and its threads already run requests side by side
             for attribute, value in (("use_cache", False), ("n_jobs", 1)):
