@@ -86,7 +86,8 @@ def power_spectrum(
     Returns the float32 power [batch, frames, columns] and the layout of its columns. `direct` computes the
     DFT as one dense product with the window folded into its basis instead: one GEMM but about 6x the
     multiply-adds; measured on onnxruntime's CPU kernels (n_fft 1024, 640-sample window, 1 thread) it is
-    slower than the split form (62 vs 50 ms of feature graph per RAVDESS clip), so it is off by default.
+    slower than the split form (3.6 vs 2.3 ms of emostats feature graph per 2.5 s clip), so it is off by
+    default.
     """
     window = np.asarray(window, dtype=np.float64)
     if window.size != n_fft:

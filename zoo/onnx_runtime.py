@@ -24,7 +24,7 @@ from zoo.labels import LABELS
 
 WAVEFORM, LENGTHS, PROBABILITIES, LABEL = "waveform", "lengths", "probabilities", "label"
 DEFAULT_BATCH_SIZE = 16
-CPU_RUN_SECONDS = 4.0  # padded audio per session run on the CPU (see predict_proba; 2, 4 and 8 s measured: 4 fastest)
+CPU_RUN_SECONDS = 4.0  # padded audio per session run on the CPU (see predict_proba; 2, 4, 6 s alike, 8 s slower)
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 _QUIET = 3  # onnxruntime log severity: errors and worse only
