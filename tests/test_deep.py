@@ -313,3 +313,40 @@ def test_int8_quantises_large_products_and_keeps_small_ones_float(clips, tiny_ba
     assert 0 < report.validation.max_abs_diff <= config.quantized_max_abs_diff
     graph = onnx.load(tmp_path / "int8.onnx").graph
     assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
+
+
+@pytest.fixture(scope="module")
+def tiny_group_norm_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wav2vec2-base layout in miniature: the first convolution normalised over time (GroupNorm)."""
+    from transformers import AutoModel
+
+    from plugins.deep.wav2vec2_net import tiny_config
+
+    config = tiny_config()
+    config.feat_extract_norm, config.do_stable_layer_norm = "group", False
+    directory = tmp_path_factory.mktemp("backbone") / "tiny-group-norm"
+    AutoModel.from_config(config).save_pretrained(directory)
+    return directory
+
+
+def test_group_norm_backbone_gives_a_clip_the_same_answer_alone_or_padded(clips, tiny_group_norm_backbone,
+                                                                          tmp_path):
+    from exporters import export_model
+    from plugins.deep.wav2vec2_net import MaskedGroupNorm
+    from zoo.onnx_runtime import OnnxEmotionModel
+
+    waveforms, labels, _ = clips
+    model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(tiny_group_norm_backbone), "epochs": 1})
+    model.fit(waveforms, labels)
+    assert isinstance(model.network_.backbone.feature_extractor.conv_layers[0].layer_norm, MaskedGroupNorm)
+    short, long = waveforms[0][:9_000], waveforms[1]
+    alone = model.predict_proba([short])
+    padded = model.predict_proba([short, long])  # one batch: the short clip is zero-padded to the long one
+    np.testing.assert_allclose(padded[:1], alone, atol=1e-6)
+    # the exported graph holds the same masked statistics: cut clips of many lengths, batched, agree
+    report = export_model(model, tmp_path / "group.onnx", validate_on=(waveforms, labels))
+    assert report.validation is not None and report.validation.passed
+    onnx_model = OnnxEmotionModel(tmp_path / "group.onnx")
+    np.testing.assert_allclose(onnx_model.run_batch([short, long])[0][:1], alone, atol=1e-5)
+    reloaded = _probabilities_in_fresh_process(model.save(tmp_path / "model"), [short], tmp_path)
+    np.testing.assert_allclose(reloaded, alone, atol=1e-6)
