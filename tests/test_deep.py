@@ -339,6 +339,8 @@ def test_group_norm_backbone_gives_a_clip_the_same_answer_alone_or_padded(clips,
     model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(tiny_group_norm_backbone), "epochs": 1})
     model.fit(waveforms, labels)
     assert isinstance(model.network_.backbone.feature_extractor.conv_layers[0].layer_norm, MaskedGroupNorm)
+    # the swapped layer is saved once, as the backbone's own (save_pretrained directories stay loadable)
+    assert all(key.startswith(("backbone.", "head.", "layer_logits")) for key in model.network_.state_dict())
     short, long = waveforms[0][:9_000], waveforms[1]
     alone = model.predict_proba([short])
     padded = model.predict_proba([short, long])  # one batch: the short clip is zero-padded to the long one

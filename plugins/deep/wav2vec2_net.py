@@ -213,9 +213,12 @@ class SpeechEmotionNet(nn.Module):
         self.weighted_layers = weighted_layers
         self.layer_logits = nn.Parameter(torch.zeros(config.num_hidden_layers + 1)) if weighted_layers else None
         hidden = config.hidden_size
-        self.group_norm = mask_group_norm(backbone)
-        first_conv = backbone.feature_extractor.conv_layers[0].conv if self.group_norm is not None else None
-        self.first_conv_shape = (int(first_conv.kernel_size[0]), int(first_conv.stride[0])) if first_conv else None
+        # held in a tuple, not as a submodule: it is the backbone's own layer, saved with the backbone only
+        masked = mask_group_norm(backbone)
+        self.masked_norm: tuple[MaskedGroupNorm, int, int] | None = None
+        if masked is not None:
+            conv = backbone.feature_extractor.conv_layers[0].conv
+            self.masked_norm = (masked, int(conv.kernel_size[0]), int(conv.stride[0]))
         if head_hidden > 0:
             self.head = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout),
@@ -249,9 +252,9 @@ class SpeechEmotionNet(nn.Module):
             mean = (waveform * weight).sum(1, keepdim=True) / count
             variance = (((waveform - mean) * weight) ** 2).sum(1, keepdim=True) / count
             waveform = (waveform - mean) / torch.sqrt(variance + 1e-7) * weight
-        if self.group_norm is not None and self.first_conv_shape is not None:
-            kernel, stride = self.first_conv_shape
-            self.group_norm.frame_counts = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
+        if self.masked_norm is not None:
+            norm, kernel, stride = self.masked_norm
+            norm.frame_counts = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
         try:
             with torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen):
                 outputs = self.backbone(
@@ -259,8 +262,8 @@ class SpeechEmotionNet(nn.Module):
                     return_dict=True,
                 )
         finally:
-            if self.group_norm is not None:
-                self.group_norm.frame_counts = None
+            if self.masked_norm is not None:
+                self.masked_norm[0].frame_counts = None
         if self.layer_logits is not None:
             stacked = torch.stack(outputs.hidden_states, dim=0)
             weights = torch.softmax(self.layer_logits, dim=0).to(stacked.dtype)
