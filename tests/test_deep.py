@@ -315,40 +315,63 @@ def test_int8_quantises_large_products_and_keeps_small_ones_float(clips, tiny_ba
     assert any(node.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for node in graph.node)
 
 
-@pytest.fixture(scope="module")
-def tiny_group_norm_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wav2vec2-base layout in miniature: the first convolution normalised over time (GroupNorm)."""
-    from transformers import AutoModel
+TINY_SIZES = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  conv_dim=(32, 32, 32), conv_kernel=(20, 16, 8), conv_stride=(10, 8, 4), num_conv_pos_embeddings=16,
+                  num_conv_pos_embedding_groups=4, vocab_size=8, layerdrop=0.0)
+# the layers that let padding in (plugins/deep/padding.py), each in a miniature of the model that has it
+PADDING_CASES = {
+    "wav2vec2-base layout (time-wise GroupNorm)": ("wav2vec2", {"feat_extract_norm": "group",
+                                                               "do_stable_layer_norm": False}),
+    "data2vec-audio (positional convolution of several layers)": ("data2vec-audio", {"conv_pos_kernel_size": 5}),
+    "wav2vec2-conformer (depthwise convolutions)": ("wav2vec2-conformer", {"conformer_conv_depthwise_kernel_size": 3,
+                                                                           "position_embeddings_type": "relative"}),
+}
 
-    from plugins.deep.wav2vec2_net import tiny_config
 
-    config = tiny_config()
-    config.feat_extract_norm, config.do_stable_layer_norm = "group", False
-    directory = tmp_path_factory.mktemp("backbone") / "tiny-group-norm"
-    AutoModel.from_config(config).save_pretrained(directory)
+def save_tiny_backbone(model_type: str, directory: Path, **overrides: object) -> Path:
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(0)
+    AutoModel.from_config(AutoConfig.for_model(model_type, **{**TINY_SIZES, **overrides})).save_pretrained(directory)
     return directory
 
 
-def test_group_norm_backbone_gives_a_clip_the_same_answer_alone_or_padded(clips, tiny_group_norm_backbone,
-                                                                          tmp_path):
+@pytest.mark.parametrize("case", list(PADDING_CASES))
+def test_a_clip_gets_the_same_answer_alone_or_padded_in_a_batch(case, clips, tmp_path):
     from exporters import export_model
-    from plugins.deep.wav2vec2_net import MaskedGroupNorm
     from zoo.onnx_runtime import OnnxEmotionModel
 
+    model_type, overrides = PADDING_CASES[case]
     waveforms, labels, _ = clips
-    model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(tiny_group_norm_backbone), "epochs": 1})
-    model.fit(waveforms, labels)
-    assert isinstance(model.network_.backbone.feature_extractor.conv_layers[0].layer_norm, MaskedGroupNorm)
-    # the swapped layer is saved once, as the backbone's own (save_pretrained directories stay loadable)
-    assert all(key.startswith(("backbone.", "head.", "layer_logits")) for key in model.network_.state_dict())
+    backbone = save_tiny_backbone(model_type, tmp_path / "backbone", **overrides)
+    model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(backbone), "epochs": 1}).fit(waveforms, labels)
+    # the swapped layers are saved once, as the backbone's own (save_pretrained directories stay loadable)
+    assert all(key.startswith(("backbone.", "head.")) for key in model.network_.state_dict())
     short, long = waveforms[0][:9_000], waveforms[1]
     alone = model.predict_proba([short])
     padded = model.predict_proba([short, long])  # one batch: the short clip is zero-padded to the long one
     np.testing.assert_allclose(padded[:1], alone, atol=1e-6)
-    # the exported graph holds the same masked statistics: cut clips of many lengths, batched, agree
-    report = export_model(model, tmp_path / "group.onnx", validate_on=(waveforms, labels))
+    # the exported graph holds the same masking: cut clips of many lengths, batched, agree
+    report = export_model(model, tmp_path / "model.onnx", validate_on=(waveforms, labels))
     assert report.validation is not None and report.validation.passed
-    onnx_model = OnnxEmotionModel(tmp_path / "group.onnx")
-    np.testing.assert_allclose(onnx_model.run_batch([short, long])[0][:1], alone, atol=1e-5)
+    np.testing.assert_allclose(OnnxEmotionModel(tmp_path / "model.onnx").run_batch([short, long])[0][:1], alone,
+                               atol=1e-5)
     reloaded = _probabilities_in_fresh_process(model.save(tmp_path / "model"), [short], tmp_path)
     np.testing.assert_allclose(reloaded, alone, atol=1e-6)
+
+
+def test_weighted_layers_train_with_a_backbone_that_drops_layers(clips, tmp_path):
+    """LayerDrop skips layers while training, leaving fewer hidden states than layer weights: it is turned off."""
+    waveforms, labels, _ = clips
+    backbone = save_tiny_backbone("wav2vec2", tmp_path / "backbone", layerdrop=0.5)
+    model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(backbone), "epochs": 2, "weighted_layers": True})
+    model.fit(waveforms, labels)
+    assert model.network_.backbone.config.layerdrop == 0.0
+    assert model.predict_proba(waveforms[:2]).shape == (2, 6)
+
+
+def test_a_backbone_that_takes_log_mel_features_is_refused_clearly(tmp_path):
+    backbone = save_tiny_backbone("wav2vec2-bert", tmp_path / "bert", conformer_conv_depthwise_kernel_size=3)
+    with pytest.raises(EmozooError, match="takes log-mel input features, not waveforms"):
+        create_model("wav2vec2", **{**TINY_W2V, "backbone": str(backbone)}).fit([np.zeros(16_000)] * 2, [0, 1])

@@ -15,15 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
+from plugins.deep.padding import PaddingMasks
 from zoo.errors import EmozooError
 from zoo.labels import LABELS
 
 TINY = "tiny"
 # model types whose base model maps raw 16 kHz waveforms to frame features and knows its frame lengths
 SPEECH_MODEL_TYPES = (
-    "wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "hubert", "wavlm", "data2vec-audio", "unispeech",
-    "unispeech-sat", "sew", "sew-d",
+    "wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat", "sew",
+    "sew-d",
 )
+# these take log-mel input features from their own feature extractor, not waveforms
+FEATURE_INPUT_MODEL_TYPES = ("wav2vec2-bert",)
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 
 
@@ -106,6 +109,11 @@ def load_backbone(spec: str, *, safetensors_only: bool = False) -> tuple[nn.Modu
         raise EmozooError(_load_failure(spec, local.is_dir(), offline and not unreachable, error)) from None
     except ValueError as error:
         raise EmozooError(f"backbone={spec}: not a transformers model configuration ({error})") from None
+    if config.model_type in FEATURE_INPUT_MODEL_TYPES:
+        raise EmozooError(
+            f"backbone={spec}: {config.model_type} takes log-mel input features, not waveforms; this plugin "
+            f"feeds waveforms (supported: {', '.join(SPEECH_MODEL_TYPES)})"
+        )
     if config.model_type not in SPEECH_MODEL_TYPES:
         raise EmozooError(
             f"backbone={spec}: model type {config.model_type!r} is not a self-supervised speech model "
@@ -160,47 +168,6 @@ def freeze_feature_encoder(backbone: nn.Module) -> None:
             parameter.requires_grad = False
 
 
-class MaskedGroupNorm(nn.GroupNorm):
-    """nn.GroupNorm whose statistics cover each row's own frames only (`frame_counts`, set per batch).
-
-    The wav2vec2-base family normalises the first convolution's output over time (feat_extract_norm =
-    "group"), so zero padding changed every clip of a padded batch: one clip gave other probabilities alone
-    than beside a longer one (|dp| 7.6e-3 measured on a base-sized model). Counting only a row's frames makes
-    a padded row exactly its unpadded self; with no padding it is nn.GroupNorm.
-    """
-
-    frame_counts: torch.Tensor | None = None
-
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        if self.frame_counts is None:
-            return super().forward(values)
-        batch, channels, frames = values.shape
-        mask = (torch.arange(frames, device=values.device)[None, :] < self.frame_counts[:, None]).to(values.dtype)
-        grouped = values.reshape(batch, self.num_groups, -1, frames)
-        weight = mask[:, None, None, :]
-        count = (weight.sum(dim=(2, 3), keepdim=True) * grouped.shape[2]).clamp(min=1.0)
-        mean = (grouped * weight).sum(dim=(2, 3), keepdim=True) / count
-        variance = (((grouped - mean) * weight) ** 2).sum(dim=(2, 3), keepdim=True) / count
-        normalised = ((grouped - mean) / torch.sqrt(variance + self.eps)).reshape(batch, channels, frames)
-        if self.affine:
-            normalised = normalised * self.weight[None, :, None] + self.bias[None, :, None]
-        return normalised
-
-
-def mask_group_norm(backbone: nn.Module) -> MaskedGroupNorm | None:
-    """Swap the feature encoder's time-wise GroupNorm (if any) for a MaskedGroupNorm with the same weights."""
-    layers = getattr(getattr(backbone, "feature_extractor", None), "conv_layers", None)
-    first = layers[0] if layers is not None and len(layers) else None
-    norm = getattr(first, "layer_norm", None)
-    if not isinstance(norm, nn.GroupNorm):
-        return None
-    if not isinstance(norm, MaskedGroupNorm):
-        masked = MaskedGroupNorm(norm.num_groups, norm.num_channels, norm.eps, norm.affine)
-        masked.load_state_dict(norm.state_dict())
-        first.layer_norm = masked.to(norm.weight.device) if norm.affine else masked
-    return first.layer_norm
-
-
 class SpeechEmotionNet(nn.Module):
     """waveform [batch, samples] + lengths [batch] -> logits [batch, 6]."""
 
@@ -213,12 +180,10 @@ class SpeechEmotionNet(nn.Module):
         self.weighted_layers = weighted_layers
         self.layer_logits = nn.Parameter(torch.zeros(config.num_hidden_layers + 1)) if weighted_layers else None
         hidden = config.hidden_size
-        # held in a tuple, not as a submodule: it is the backbone's own layer, saved with the backbone only
-        masked = mask_group_norm(backbone)
-        self.masked_norm: tuple[MaskedGroupNorm, int, int] | None = None
-        if masked is not None:
-            conv = backbone.feature_extractor.conv_layers[0].conv
-            self.masked_norm = (masked, int(conv.kernel_size[0]), int(conv.stride[0]))
+        self.padding_masks = PaddingMasks(backbone)  # a plain object: its layers are the backbone's own
+        if weighted_layers and getattr(config, "layerdrop", 0.0):
+            # a dropped layer leaves no hidden state, and the layer weights would no longer line up
+            config.layerdrop = 0.0
         if head_hidden > 0:
             self.head = nn.Sequential(
                 nn.Dropout(dropout), nn.Linear(hidden, head_hidden), nn.ReLU(), nn.Dropout(dropout),
@@ -252,18 +217,11 @@ class SpeechEmotionNet(nn.Module):
             mean = (waveform * weight).sum(1, keepdim=True) / count
             variance = (((waveform - mean) * weight) ** 2).sum(1, keepdim=True) / count
             waveform = (waveform - mean) / torch.sqrt(variance + 1e-7) * weight
-        if self.masked_norm is not None:
-            norm, kernel, stride = self.masked_norm
-            norm.frame_counts = torch.div(lengths - kernel, stride, rounding_mode="floor") + 1
-        try:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen):
-                outputs = self.backbone(
-                    waveform, attention_mask=mask.long(), output_hidden_states=self.weighted_layers,
-                    return_dict=True,
-                )
-        finally:
-            if self.masked_norm is not None:
-                self.masked_norm[0].frame_counts = None
+        with self.padding_masks.applied(lengths), \
+                torch.set_grad_enabled(torch.is_grad_enabled() and not self.backbone_frozen):
+            outputs = self.backbone(
+                waveform, attention_mask=mask.long(), output_hidden_states=self.weighted_layers, return_dict=True
+            )
         if self.layer_logits is not None:
             stacked = torch.stack(outputs.hidden_states, dim=0)
             weights = torch.softmax(self.layer_logits, dim=0).to(stacked.dtype)
