@@ -21,10 +21,10 @@ import numpy as np
 from exporters.graph import DOUBLE, FLOAT, INT64, GraphBuilder
 from exporters.masked import masked_waveform, row_mask
 from exporters.spectral import power_spectrum
-from plugins.classic.features import SeedConfig
+from plugins.classic.features import SEED_DELTA_WIDTH, SEED_HOP, SEED_MIN_SAMPLES, SeedConfig
 
 N_FFT = 2048
-HOP = 512
+HOP = SEED_HOP
 N_MELS = 128
 TOP_DB = 80.0
 AMIN = 1e-10
@@ -32,7 +32,7 @@ YIN_THRESHOLD = 0.1
 TEMPO_SECONDS = 8.0
 START_BPM = 120.0
 MAX_TEMPO = 320.0
-DELTA_WIDTH = 9
+DELTA_WIDTH = SEED_DELTA_WIDTH
 INT64_MAX = np.iinfo(np.int64).max
 
 
@@ -42,7 +42,12 @@ def seed_feature_count(config: SeedConfig) -> int:
 
 def build_seed_graph(g: GraphBuilder, waveform: str, lengths: str, config: SeedConfig) -> str:
     """Add the feature nodes; return the name of the [batch, n_features] float64 feature tensor."""
+    energy_lengths = lengths
     signal = masked_waveform(g, waveform, lengths)
+    # clips shorter than the deltas' 9 frames are zero-padded to that, as natively (SEED_MIN_SAMPLES)
+    shortfall = g.op("Max", g.op("Sub", g.i64(SEED_MIN_SAMPLES), g.dim(signal, 1)), g.i64(0))
+    signal = g.op("Pad", signal, g.op("Concat", g.i64(0, 0, 0), shortfall, axis=0))
+    lengths = g.op("Max", lengths, g.scalar(SEED_MIN_SAMPLES, np.int64))
     n_samples = g.dim(signal, 1)
     # centred frames: N_FFT // 2 zeros on both sides; frame t starts at t * HOP of the padded signal
     padded = g.op("Pad", signal, g.i64(0, N_FFT // 2, 0, N_FFT // 2))
@@ -58,7 +63,7 @@ def build_seed_graph(g: GraphBuilder, waveform: str, lengths: str, config: SeedC
     tempo = _tempo(g, log_mel, counts, n_frames, valid, config)  # [B, 1]
     squares = g.op("Mul", g.cast(signal, DOUBLE), g.cast(signal, DOUBLE))
     energy = g.op("Div", g.reduce("ReduceSum", squares, [1], keepdims=1),
-                  g.cast(g.op("Unsqueeze", lengths, g.i64(1)), DOUBLE))  # [B, 1]
+                  g.cast(g.op("Unsqueeze", energy_lengths, g.i64(1)), DOUBLE))  # [B, 1], over the clip itself
 
     def fit(values: str) -> str:
         """[B, F(, D)] -> the first max_frames frames, zero past each row's count, zero-padded."""

@@ -197,14 +197,21 @@ def emostats_from_power(power: np.ndarray, config: EmoStatsConfig) -> np.ndarray
 # -- seed -----------------------------------------------------------------------------------------------
 
 
+SEED_HOP = 512
+SEED_DELTA_WIDTH = 9
+SEED_MIN_SAMPLES = (SEED_DELTA_WIDTH - 1) * SEED_HOP  # 1 + samples // hop frames: the deltas' 9 (186 ms)
+
+
 def seed_features(samples: np.ndarray, config: SeedConfig) -> np.ndarray:
     """The original recipe, from a clip already resampled to 22.05 kHz."""
     import librosa
 
     audio = np.asarray(samples, dtype=np.float32)
     sr = config.sample_rate
-    pitch = librosa.yin(audio, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sr)
     energy = np.mean(audio**2)
+    if audio.size < SEED_MIN_SAMPLES:  # librosa's deltas need 9 frames: shorter clips are zero-padded to that
+        audio = np.pad(audio, (0, SEED_MIN_SAMPLES - audio.size))
+    pitch = librosa.yin(audio, fmin=config.pitch_fmin, fmax=config.pitch_fmax, sr=sr)
     onset_envelope = librosa.onset.onset_strength(y=audio, sr=sr)
     tempo = librosa.feature.tempo(onset_envelope=onset_envelope, sr=sr)[0]
     mfcc = librosa.feature.mfcc(y=audio, sr=sr, n_mfcc=config.n_mfcc)
