@@ -3,7 +3,7 @@
 A direct DFT (a Conv1d or MatMul with an [n_fft, bins] basis) costs n_fft x bins multiply-adds per frame;
 onnxruntime's STFT/DFT kernels are no faster. Here the DFT is split Cooley-Tukey style, n_fft = P x Q:
 n = Q n1 + n2, k = k1 + P k2, so X[k] = sum_n2 W_Q^(n2 k2) [sum_n1 W_P^(n1 k1) W_N^(n2 k1) x[Q n1 + n2]].
-The inner sum is one [2P, n1] matrix for all n2, the outer one [2 K2, 2 n2] matrix per k1 with the
+The inner sum is one [2P, n1] matrix for all n2, the outer one [2 k2, 2 n2] matrix per k1 with the
 twiddles folded in: two products over all frames of the batch at once, with no elementwise pass over the
 large intermediate spectrum, and blocks of the window that are zero are never multiplied (about 6x less
 work than the direct DFT for n_fft = 1024).
