@@ -1,6 +1,6 @@
 """Keep zero padding out of a speech backbone, so that a clip in a padded batch is exactly the clip alone.
 
-Two layers of the Hugging Face speech models see past a row's end even with an attention mask:
+Three layers of the Hugging Face speech models see past a row's end even with an attention mask:
 - the feature encoder's GroupNorm over time (feat_extract_norm="group": wav2vec2-base, HuBERT-base, WavLM,
   UniSpeech...) takes its statistics over the whole padded row. Measured on a wav2vec2-base-sized model:
   |dp| 7.6e-3 between a clip alone and the same clip beside a longer one;
@@ -22,6 +22,12 @@ import torch
 from torch import nn
 
 
+def _frame_mask(frame_counts: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """[batch, 1, frames] of 1 on each row's first `frame_counts` frames of `values` [batch, ., frames], else 0."""
+    positions = torch.arange(values.shape[-1], device=values.device)
+    return (positions[None, :] < frame_counts[:, None]).to(values.dtype)[:, None, :]
+
+
 class MaskedGroupNorm(nn.GroupNorm):
     """nn.GroupNorm whose statistics cover each row's first `frame_counts` frames only."""
 
@@ -31,9 +37,8 @@ class MaskedGroupNorm(nn.GroupNorm):
         if self.frame_counts is None:
             return super().forward(values)
         batch, channels, frames = values.shape
-        mask = (torch.arange(frames, device=values.device)[None, :] < self.frame_counts[:, None]).to(values.dtype)
         grouped = values.reshape(batch, self.num_groups, -1, frames)
-        weight = mask[:, None, None, :]
+        weight = _frame_mask(self.frame_counts, values)[:, :, None, :]  # [batch, 1, 1, frames]
         count = (weight.sum(dim=(2, 3), keepdim=True) * grouped.shape[2]).clamp(min=1.0)
         mean = (grouped * weight).sum(dim=(2, 3), keepdim=True) / count
         variance = (((grouped - mean) * weight) ** 2).sum(dim=(2, 3), keepdim=True) / count
@@ -55,11 +60,7 @@ class MaskedConvStack(nn.Module):
 
     def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
         hidden_states = hidden_states.transpose(1, 2)
-        mask = None
-        if self.frame_counts is not None:
-            frames = hidden_states.shape[2]
-            positions = torch.arange(frames, device=hidden_states.device)
-            mask = (positions[None, :] < self.frame_counts[:, None]).to(hidden_states.dtype)[:, None, :]
+        mask = None if self.frame_counts is None else _frame_mask(self.frame_counts, hidden_states)
         for layer in self.layers:
             hidden_states = layer(hidden_states)
             if mask is not None:
@@ -74,8 +75,7 @@ class MaskedConv1d(nn.Conv1d):
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         if self.frame_counts is not None:
-            positions = torch.arange(values.shape[2], device=values.device)
-            values = values * (positions[None, :] < self.frame_counts[:, None]).to(values.dtype)[:, None, :]
+            values = values * _frame_mask(self.frame_counts, values)
         return super().forward(values)
 
 
