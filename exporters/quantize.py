@@ -10,11 +10,10 @@ feature, and they are a small part of the work.
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 QUANTIZABLE = ("MatMul", "Gemm")
 KEPT_FLOAT_PREFIXES = ("features/", "labels/")
@@ -23,7 +22,7 @@ INTEGER_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "QGemm", "ConvInteger",
 
 def quantizable_nodes(proto: Any) -> tuple[list[str], int]:
     """Name every unnamed node, then list the names of the nodes worth quantising and their weight count."""
-    constants = {t.name: int(np.prod(t.dims)) for t in proto.graph.initializer}
+    constants = {t.name: math.prod(t.dims) for t in proto.graph.initializer}
     constants |= {o: 0 for n in proto.graph.node if n.op_type == "Constant" for o in n.output}
     chosen, weights = [], 0
     for index, node in enumerate(proto.graph.node):

@@ -42,17 +42,16 @@ def seed_feature_count(config: SeedConfig) -> int:
 
 def build_seed_graph(g: GraphBuilder, waveform: str, lengths: str, config: SeedConfig) -> str:
     """Add the feature nodes; return the name of the [batch, n_features] float64 feature tensor."""
-    energy_lengths = lengths
     signal = masked_waveform(g, waveform, lengths)
     # clips shorter than the deltas' 9 frames are zero-padded to that, as natively (SEED_MIN_SAMPLES)
     shortfall = g.op("Max", g.op("Sub", g.i64(SEED_MIN_SAMPLES), g.dim(signal, 1)), g.i64(0))
     signal = g.op("Pad", signal, g.op("Concat", g.i64(0, 0, 0), shortfall, axis=0))
-    lengths = g.op("Max", lengths, g.scalar(SEED_MIN_SAMPLES, np.int64))
+    padded_lengths = g.op("Max", lengths, g.scalar(SEED_MIN_SAMPLES, np.int64))
     n_samples = g.dim(signal, 1)
     # centred frames: N_FFT // 2 zeros on both sides; frame t starts at t * HOP of the padded signal
     padded = g.op("Pad", signal, g.i64(0, N_FFT // 2, 0, N_FFT // 2))
     n_frames = g.op("Squeeze", g.op("Add", g.op("Div", n_samples, g.i64(HOP)), g.i64(1)), g.i64(0))
-    counts = g.op("Add", g.op("Div", lengths, g.scalar(HOP, np.int64)), g.scalar(1, np.int64))  # [B]
+    counts = g.op("Add", g.op("Div", padded_lengths, g.scalar(HOP, np.int64)), g.scalar(1, np.int64))  # [B]
     valid = row_mask(g, counts, n_frames)  # [B, F]
 
     log_mel = _log_mel(g, padded, n_frames, valid, config)  # [B, F, mels] float64, top_db applied per row
@@ -63,7 +62,7 @@ def build_seed_graph(g: GraphBuilder, waveform: str, lengths: str, config: SeedC
     tempo = _tempo(g, log_mel, counts, n_frames, valid, config)  # [B, 1]
     squares = g.op("Mul", g.cast(signal, DOUBLE), g.cast(signal, DOUBLE))
     energy = g.op("Div", g.reduce("ReduceSum", squares, [1], keepdims=1),
-                  g.cast(g.op("Unsqueeze", energy_lengths, g.i64(1)), DOUBLE))  # [B, 1], over the clip itself
+                  g.cast(g.op("Unsqueeze", lengths, g.i64(1)), DOUBLE))  # [B, 1], over the clip itself
 
     def fit(values: str) -> str:
         """[B, F(, D)] -> the first max_frames frames, zero past each row's count, zero-padded."""
