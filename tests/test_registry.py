@@ -44,10 +44,12 @@ def test_unknown_parameter_lists_accepted_ones() -> None:
 
 
 def test_duplicate_name_names_both_plugins() -> None:
+    from plugins.classic.models import LibrosaSVC
+
     class Impostor:
         @hookimpl
         def register_models(self, register):  # noqa: ANN001, ANN202
-            register("librosa-svc", object)
+            register("librosa-svc", LibrosaSVC)  # a valid class: a broken one would only be refused
 
     with pytest.raises(DuplicateModelError, match="'librosa-svc' is registered twice") as caught:
         build_registry(extra_plugins=(Impostor(),))
@@ -79,3 +81,94 @@ def test_third_party_model_saves_and_loads_through_registry(tmp_path: Path) -> N
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     np.testing.assert_allclose(json.loads(result.stdout)[0], [0.5, 0, 0.25, 0, 0, 0.25])
+
+
+def _write_plugin(root: Path, module: str, source: str) -> Path:
+    """A plugin distribution on `root` (put it on PYTHONPATH): one module exposed in the emozoo group."""
+    (root / module).mkdir(parents=True)
+    (root / module / "__init__.py").write_text(source)
+    info = root / f"{module}-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[emozoo]\n{module}_ep = {module}\n")
+    return root
+
+
+HALF_DONE = """
+from zoo import EmotionModel, hookimpl
+
+class HalfDone(EmotionModel):
+    name = "half-done"
+
+    def fit(self, waveforms, labels):
+        return self
+
+class NotAModel:
+    name = "not-a-model"
+
+@hookimpl
+def register_models(register):
+    register("half-done", HalfDone)
+    register("not-a-model", NotAModel)
+"""
+
+
+def test_plugin_class_with_abstract_methods_is_refused_at_registration(tmp_path: Path) -> None:
+    root = _write_plugin(tmp_path, "emozoo_half", HALF_DONE)
+    path = os.pathsep.join([str(root), str(THIRD_PARTY)])
+
+    listed = run_cli("models", "--json", extra_path=Path(path))
+    assert listed.returncode == 0, listed.stderr
+    names = {row["name"] for row in json.loads(listed.stdout)}
+    assert "half-done" not in names and "not-a-model" not in names
+    assert CLASSIC <= names and "hello-majority" in names  # the other plugins keep working
+    assert "broken plugins (2" in listed.stderr
+    assert "emozoo_half_ep (emozoo_half 0.1)" in listed.stderr
+    assert ("emozoo_half.HalfDone does not implement the abstract methods/properties of zoo.EmotionModel: "
+            "_load_weights, _save_weights, predict_proba, sample_rate") in listed.stderr
+    assert "emozoo_half.NotAModel is not a subclass of zoo.EmotionModel" in listed.stderr
+
+    trained = run_cli("train", "half-done", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "m"),
+                      extra_path=Path(path))
+    assert trained.returncode == 1
+    assert "Traceback" not in trained.stderr and "Can't instantiate" not in trained.stderr
+    assert "model 'half-done' of plugin emozoo_half_ep (emozoo_half 0.1) is broken" in trained.stderr
+
+
+def test_plugin_that_fails_to_import_leaves_the_others_working(tmp_path: Path) -> None:
+    root = _write_plugin(tmp_path, "emozoo_crashes", "raise ImportError('needs a library that is not installed')\n")
+    listed = run_cli("models", "--json", extra_path=root)
+    assert listed.returncode == 0, listed.stderr
+    assert CLASSIC <= {row["name"] for row in json.loads(listed.stdout)}
+    assert ("emozoo_crashes_ep (emozoo_crashes 0.1, module emozoo_crashes) is broken: cannot be loaded: "
+            "ImportError: needs a library that is not installed") in listed.stderr
+
+
+def test_registered_name_must_match_the_class_name() -> None:
+    class Misnamed(zoo.EmotionModel):
+        name = "something-else"
+        sample_rate = 16_000
+
+        def fit(self, waveforms, labels):  # noqa: ANN001, ANN202
+            return self
+
+        def predict_proba(self, waveforms):  # noqa: ANN001, ANN202
+            return np.zeros((len(waveforms), 6))
+
+        def _save_weights(self, directory):  # noqa: ANN001, ANN202
+            pass
+
+        def _load_weights(self, directory, manifest):  # noqa: ANN001, ANN202
+            pass
+
+    class Plugin:
+        @hookimpl
+        def register_models(self, register):  # noqa: ANN001, ANN202
+            register("misnamed", Misnamed)
+            raise RuntimeError("the hook failed half-way")
+
+    registry = build_registry(extra_plugins=(Plugin(),))
+    assert "misnamed" not in registry.models and CLASSIC <= set(registry.models)
+    problems = [str(b) for b in registry.broken]
+    assert any("name is 'something-else', not the registered name 'misnamed'" in p for p in problems), problems
+    assert any("register_models hook raised RuntimeError: the hook failed half-way" in p for p in problems)

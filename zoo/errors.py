@@ -25,6 +25,10 @@ class DuplicateModelError(EmozooError):
     pass
 
 
+class BrokenPluginError(EmozooError):
+    """A model whose plugin registered it wrongly (not an EmotionModel subclass, abstract methods left, ...)."""
+
+
 class ModelFileError(EmozooError):
     """A saved model directory or ONNX file is missing, incomplete or corrupt."""
 

@@ -22,7 +22,9 @@ hookimpl = pluggy.HookimplMarker("emozoo")
 def register_models(register: Callable[..., None]) -> None:
     """Register model families: ``register(name, factory, description=..., family=...)``.
 
-    ``factory`` is a ``zoo.EmotionModel`` subclass; ``factory(**params)`` builds an unfitted model.
+    ``factory`` is a ``zoo.EmotionModel`` subclass whose ``name`` is ``name``; ``factory(**params)`` builds an
+    unfitted model. A class that is not one, or still has abstract methods, is refused at registration and
+    listed by ``emozoo models`` as a broken plugin (docs/plugins.md has the whole contract).
     """
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pluggy
 
 from zoo import hookspecs
-from zoo.errors import DuplicateModelError, EmozooError, UnknownModelError
+from zoo.errors import BrokenPluginError, DuplicateModelError, EmozooError, UnknownModelError
 
 ENTRY_POINT_GROUP = "emozoo"
 
@@ -27,12 +27,26 @@ class ModelSpec:
     default_params: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BrokenPlugin:
+    """A plugin, or one model of it, refused at registration: the rest of the registry works without it."""
+
+    plugin: str
+    problem: str
+    model: str | None = None
+
+    def __str__(self) -> str:
+        what = f"model {self.model!r} of plugin {self.plugin}" if self.model else f"plugin {self.plugin}"
+        return f"{what} is broken: {self.problem}"
+
+
 @dataclass
 class Registry:
     models: dict[str, ModelSpec]
     exporters: dict[str, tuple[Any, str]]
     dataset_readers: list[tuple[str, Callable[..., Any], str]]
     plugin_manager: pluggy.PluginManager
+    broken: list[BrokenPlugin] = field(default_factory=list)
 
 
 def _plugin_label(manager: pluggy.PluginManager, plugin_name: str) -> str:
@@ -42,10 +56,52 @@ def _plugin_label(manager: pluggy.PluginManager, plugin_name: str) -> str:
     return plugin_name
 
 
+def _model_class_problem(name: str, factory: Any, family: str) -> str | None:
+    """Why `factory` cannot be registered as model `name`, or None when it can."""
+    from zoo.model import EmotionModel
+
+    where = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', repr(factory))}"
+    if not inspect.isclass(factory):
+        return f"{where} is not a class: register a zoo.EmotionModel subclass"
+    if not issubclass(factory, EmotionModel):
+        return f"{where} is not a subclass of zoo.EmotionModel"
+    missing = sorted(getattr(factory, "__abstractmethods__", ()))
+    if missing:
+        return f"{where} does not implement the abstract methods/properties of zoo.EmotionModel: {', '.join(missing)}"
+    if factory.name != name:
+        # the saved manifest names the model by the class's `name`; zoo.load looks that name up again
+        return f"{where}.name is {factory.name!r}, not the registered name {name!r} (a saved model would not load)"
+    if family and factory.family and factory.family != family:
+        return (f"{where}.family is {factory.family!r}, not the registered family {family!r} "
+                "(export looks its exporter up by the model's family)")
+    return None
+
+
+def _entry_points() -> list[tuple[str, str, str]]:
+    """(entry-point name, its value, distribution) of every installed entry point in the emozoo group."""
+    from importlib import metadata
+
+    found = []
+    for dist in metadata.distributions():
+        for entry_point in dist.entry_points:
+            if entry_point.group == ENTRY_POINT_GROUP:
+                found.append((entry_point.name, entry_point.value, f"{dist.metadata['Name']} {dist.version}"))
+    return found
+
+
 def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     manager = pluggy.PluginManager(ENTRY_POINT_GROUP)
     manager.add_hookspecs(hookspecs)
-    manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    broken: list[BrokenPlugin] = []
+    try:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    except Exception:  # noqa: BLE001 - some plugin failed to import: load the rest one entry point at a time
+        for entry_name, value, dist in _entry_points():
+            try:
+                manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=entry_name)
+            except Exception as error:  # noqa: BLE001 - any import-time error of third-party code
+                broken.append(BrokenPlugin(f"{entry_name} ({dist}, module {value})",
+                                           f"cannot be loaded: {type(error).__name__}: {error}"))
     for plugin in extra_plugins:
         manager.register(plugin, name=getattr(plugin, "__name__", type(plugin).__name__))
 
@@ -65,7 +121,12 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
             raise DuplicateModelError(
                 f"model name {name!r} is registered twice: by plugin {models[name].plugin} and by plugin {plugin}"
             )
-        models[name] = ModelSpec(name, factory, plugin, description, family or name, dict(default_params or {}))
+        problem = _model_class_problem(name, factory, family)
+        if problem:
+            broken.append(BrokenPlugin(plugin, problem, model=name))
+            return
+        family = family or factory.family or name
+        models[name] = ModelSpec(name, factory, plugin, description, family, dict(default_params or {}))
 
     def register_exporter(plugin: str, family: str, exporter: Any) -> None:
         if family in exporters:
@@ -85,8 +146,15 @@ def build_registry(extra_plugins: tuple[object, ...] = ()) -> Registry:
     ):
         for implementation in reversed(hook.get_hookimpls()):
             label = _plugin_label(manager, implementation.plugin_name)
-            implementation.function(register=functools.partial(callback, label))
-    return Registry(models, exporters, readers, manager)
+            try:
+                implementation.function(register=functools.partial(callback, label))
+            except EmozooError:  # a conflict between plugins (a name registered twice): no side can be chosen
+                raise
+            except Exception as error:  # noqa: BLE001 - a third-party hook failing must not take the others down
+                module = getattr(implementation.plugin, "__name__", type(implementation.plugin).__name__)
+                broken.append(BrokenPlugin(f"{label}, module {module}",
+                                           f"its {hook.name} hook raised {type(error).__name__}: {error}"))
+    return Registry(models, exporters, readers, manager, broken)
 
 
 @functools.lru_cache(maxsize=1)
@@ -95,9 +163,13 @@ def get_registry() -> Registry:
 
 
 def model_spec(name: str) -> ModelSpec:
-    models = get_registry().models
+    registry = get_registry()
+    models = registry.models
     if name in models:
         return models[name]
+    for broken in registry.broken:
+        if broken.model == name:
+            raise BrokenPluginError(f"{broken} (`emozoo models` lists broken plugins)")
     close = difflib.get_close_matches(name, list(models), n=3, cutoff=0.5)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise UnknownModelError(

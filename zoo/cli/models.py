@@ -21,9 +21,13 @@ def models_command(as_json: bool) -> None:
     ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
-        return
-    table = Table("model", "family", "plugin", "ONNX export", "description")
-    for row in rows:
-        table.add_row(row["name"], row["family"], row["plugin"], "yes" if row["exportable"] else "-",
-                      row["description"])
-    Console(width=160).print(table)
+    else:
+        table = Table("model", "family", "plugin", "ONNX export", "description")
+        for row in rows:
+            table.add_row(row["name"], row["family"], row["plugin"], "yes" if row["exportable"] else "-",
+                          row["description"])
+        Console(width=160).print(table)
+    if registry.broken:  # on stderr, so --json stays one parsable list
+        click.echo(f"broken plugins ({len(registry.broken)}, not listed above; fix or uninstall them):", err=True)
+        for broken in registry.broken:
+            click.echo(f"  {broken}", err=True)
