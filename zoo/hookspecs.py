@@ -38,7 +38,7 @@ def register_exporters(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_dataset_readers(register: Callable[..., None]) -> None:
-    """Register dataset readers: ``register(name, reader)`` where ``reader(path) -> list[Item] | None``.
+    """Register dataset readers: ``register(name, reader)`` where ``reader(path) -> zoo.datasets.Dataset | None``.
 
     A reader returns None when the path is not in its format, so the next reader is tried.
     """
