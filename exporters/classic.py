@@ -47,7 +47,7 @@ class ClassicExporter:
     config = ExportConfig()
 
     def export_config(self, model: Any) -> ExportConfig:
-        """Tolerances for this model; see README "Exporting to ONNX" for why some are looser."""
+        """Tolerances for this model; docs/export.md ("Validation and tolerances") says why some are looser."""
         config = self.config
         estimator = model.pipeline_[-1] if getattr(model, "pipeline_", None) is not None else None
         trees = len(getattr(estimator, "estimators_", []) or [])

@@ -11,7 +11,7 @@ deltas of width 9 with `interp` edges). Every row only sees its own frames (1 + 
 What is not bit-exact: librosa's FFTs run in float32 and these DFTs are float32 matrix products, so values
 differ by float rounding (~1e-6 relative); yin's trough choice and the tempo's argmax are decisions on those
 values and flip where two candidates are within rounding of each other (frames of near-silence, mostly).
-README "Exporting to ONNX" gives the measured effect.
+docs/export.md ("Validation and tolerances") gives the measured effect.
 """
 
 from __future__ import annotations
