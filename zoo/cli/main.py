@@ -11,6 +11,7 @@ from zoo.cli.leaderboard import leaderboard_command
 from zoo.cli.models import models_command
 from zoo.cli.predict import predict_command
 from zoo.cli.serve import serve_command
+from zoo.cli.timeline import timeline_command
 from zoo.cli.train import train_command
 
 
@@ -26,6 +27,7 @@ COMMANDS = (
     cv_command,
     evaluate_command,
     predict_command,
+    timeline_command,
     demo_command,
     bench_command,
     leaderboard_command,
