@@ -1,10 +1,19 @@
-"""Cheap waveform augmentation for training (numpy, one generator per clip so runs are reproducible)."""
+"""Waveform augmentation for training (one generator per epoch and clip, so runs are reproducible): a random
+crop, cheap speed / gain / white-noise changes, and, with ``augment=SPEC``, chains of zoo.augment degradations
+(noise, babble, reverberation, telephone, codecs, ...) drawn on the fly."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+from zoo.errors import EmozooError
+
+if TYPE_CHECKING:
+    from zoo.augment import Augmenter
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,9 @@ class WaveAugment:
     gain_db: float = 0.0  # maximum gain change in dB, either way
     noise_snr_db: tuple[float, float] | None = None  # SNR range of added white noise
     noise_probability: float = 0.5
+    chain: Augmenter | None = None  # zoo.augment chains, applied after the above to a share of the clips
+    chain_probability: float = 1.0
+    sample_rate: int = 16_000
 
     def __call__(self, waveform: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = np.asarray(waveform, dtype=np.float32)
@@ -32,7 +44,29 @@ class WaveAugment:
             snr = rng.uniform(*self.noise_snr_db)
             noise = rng.standard_normal(len(out)).astype(np.float32)
             out = out + noise * np.float32(np.sqrt(power / 10 ** (snr / 10)))
+        if self.chain is not None and rng.random() < self.chain_probability:
+            out = self.chain.apply(out, self.sample_rate, rng)
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def chain_augmenter(spec: str | bool | None, probability: float, seed: int,
+                    pool: Sequence[np.ndarray] = ()) -> Augmenter | None:
+    """The zoo.augment Augmenter of a deep model's ``augment=SPEC`` (None for none/false), the training clips
+    as its babble pool. A bad spec or probability is an EmozooError, raised before any training."""
+    if spec is None or spec is False or (isinstance(spec, str) and spec.strip().lower() in ("none", "false", "")):
+        return None
+    if not isinstance(spec, str):
+        raise EmozooError(f"augment must be a comma list of kinds, 'default' or 'none'; got {spec!r}")
+    if not 0 < probability <= 1:
+        raise EmozooError(f"augment_probability must be in (0, 1], got {probability!r}")
+    from zoo.augment import Augmenter
+
+    try:
+        augmenter = Augmenter(spec, seed=seed)
+    except ValueError as error:
+        raise EmozooError(f"augment={spec!r}: {error}") from None
+    augmenter.set_noise_pool(pool)
+    return augmenter
 
 
 def change_speed(waveform: np.ndarray, factor: float) -> np.ndarray:

@@ -66,7 +66,8 @@ class DeepEmotionModel(EmotionModel):
     def _param_groups(self) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def _augmentation(self) -> WaveAugment:
+    def _augmentation(self, pool: Sequence[np.ndarray] = ()) -> WaveAugment:
+        """The training augmentation; `pool`: the training clips (babble is mixed from them)."""
         raise NotImplementedError
 
     def _min_samples(self) -> int:
@@ -121,7 +122,8 @@ class DeepEmotionModel(EmotionModel):
         train_positions, validation_positions = validation_split(labels, groups, self.validation_fraction, self.seed)
         self.network_ = self._new_network([clips[i] for i in train_positions], labels[train_positions])
         result: TrainResult = train(
-            self.network_, self._param_groups(), self._batch_maker(clips, self._augmentation()),
+            self.network_, self._param_groups(),
+            self._batch_maker(clips, self._augmentation([clips[i] for i in train_positions])),
             [len(c) for c in clips], labels, train_positions, validation_positions, self._settings(),
         )
         self.network_.eval()

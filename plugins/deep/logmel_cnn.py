@@ -1,7 +1,8 @@
 """logmel-cnn: a compact CNN on 64-band log-mel spectrograms, trained from scratch (no pretrained weights).
 
 The log-mel is computed with torch ops inside the network, so one ONNX graph runs waveform to probabilities.
-Training augments waveforms (random crop, speed, gain, noise) and spectrograms (SpecAugment masks).
+Training augments waveforms (random crop, speed, gain, noise; with ``augment=SPEC`` also chains of
+zoo.augment degradations on a share ``augment_probability`` of the clips) and spectrograms (SpecAugment masks).
 Saved as ``model.safetensors`` (weights, normalisation statistics, filterbank) next to manifest.json.
 """
 
@@ -52,6 +53,8 @@ class LogMelCNN(DeepEmotionModel):
         gain_db: float = 6.0,
         noise_snr_db: Sequence[float] | None = (10.0, 30.0),
         spec_augment: bool = True,
+        augment: str | None = None,
+        augment_probability: float = 0.5,
         precision: str = "auto",
         device: str = "auto",
         seed: int = 0,
@@ -82,6 +85,8 @@ class LogMelCNN(DeepEmotionModel):
         self.gain_db = gain_db
         self.noise_snr_db = noise_snr_db
         self.spec_augment = spec_augment
+        self.augment = augment
+        self.augment_probability = augment_probability
         self.precision = precision
         self.device = device
         self.seed = seed
@@ -113,6 +118,9 @@ class LogMelCNN(DeepEmotionModel):
             )
         if self.noise_snr_db is not None and len(self.noise_snr_db) != 2:
             raise EmozooError(f"noise_snr_db must be [low, high] in dB or None, got {self.noise_snr_db!r}")
+        from plugins.deep.augment import chain_augmenter
+
+        chain_augmenter(self.augment, self.augment_probability, self.seed)  # a bad spec fails before training
 
     def _build(self) -> nn.Module:
         from plugins.deep.logmel_net import LogMelCNNNet
@@ -134,13 +142,15 @@ class LogMelCNN(DeepEmotionModel):
     def _param_groups(self) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.network_.parameters() if p.requires_grad], "lr": self.lr}]
 
-    def _augmentation(self) -> WaveAugment:
-        from plugins.deep.augment import WaveAugment
+    def _augmentation(self, pool: Sequence[np.ndarray] = ()) -> WaveAugment:
+        from plugins.deep.augment import WaveAugment, chain_augmenter
 
         return WaveAugment(
             max_samples=int(self.max_train_seconds * SAMPLE_RATE) if self.max_train_seconds else None,
             speed=self.speed, gain_db=self.gain_db,
             noise_snr_db=tuple(self.noise_snr_db) if self.noise_snr_db is not None else None,  # type: ignore[arg-type]
+            chain=chain_augmenter(self.augment, self.augment_probability, self.seed, pool),
+            chain_probability=self.augment_probability, sample_rate=SAMPLE_RATE,
         )
 
     def _save_weights(self, directory: Path) -> None:

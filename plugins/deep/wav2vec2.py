@@ -49,7 +49,8 @@ class Wav2Vec2Emotion(DeepEmotionModel):
         validation_fraction: float = 0.1,
         label_smoothing: float = 0.0,
         max_train_seconds: float | None = 6.0,
-        augment: bool = False,
+        augment: bool | str = False,
+        augment_probability: float = 0.5,
         precision: str = "auto",
         device: str = "auto",
         seed: int = 0,
@@ -77,6 +78,7 @@ class Wav2Vec2Emotion(DeepEmotionModel):
         self.label_smoothing = label_smoothing
         self.max_train_seconds = max_train_seconds
         self.augment = augment
+        self.augment_probability = augment_probability
         self.precision = precision
         self.device = device
         self.seed = seed
@@ -119,13 +121,18 @@ class Wav2Vec2Emotion(DeepEmotionModel):
             groups.append({"params": backbone, "lr": self.lr})
         return groups
 
-    def _augmentation(self) -> WaveAugment:
-        from plugins.deep.augment import WaveAugment
+    def _augmentation(self, pool: Sequence[np.ndarray] = ()) -> WaveAugment:
+        """augment: false (a random crop only), true (also gain and white noise, as before) or a zoo.augment
+        spec ("default", "noise,reverb,...": chains on a share augment_probability of the clips)."""
+        from plugins.deep.augment import WaveAugment, chain_augmenter
 
         max_samples = int(self.max_train_seconds * SAMPLE_RATE) if self.max_train_seconds else None
-        if not self.augment:
-            return WaveAugment(max_samples=max_samples)
-        return WaveAugment(max_samples=max_samples, gain_db=6.0, noise_snr_db=(15.0, 40.0), noise_probability=0.3)
+        if self.augment is True:
+            return WaveAugment(max_samples=max_samples, gain_db=6.0, noise_snr_db=(15.0, 40.0),
+                               noise_probability=0.3)
+        chain = chain_augmenter(self.augment, self.augment_probability, self.seed, pool)
+        return WaveAugment(max_samples=max_samples, chain=chain, chain_probability=self.augment_probability,
+                           sample_rate=SAMPLE_RATE)
 
     def _min_samples(self) -> int:
         return 400  # one frame of the usual convolutional feature encoder (25 ms)
