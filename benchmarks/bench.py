@@ -31,6 +31,7 @@ class BenchSettings:
     threads: int | None = None
     test_fraction: float = 0.2
     seed: int = 0
+    robustness: bool = False  # also score each model under benchmarks.conditions (on its first runtime)
 
     def __post_init__(self) -> None:
         for runtime in self.runtimes:
@@ -119,6 +120,7 @@ def run_bench(specs: Sequence[str], split: Split, settings: BenchSettings, work_
     results = BenchResults(environment={}, settings={**settings.as_dict(), "data": split.describe()})
     load_at_start = environment.load_average()
     labels_seen: set[str] = set()
+    robust: dict[str, dict[str, Any]] = {}  # model label -> robustness record (scored on one runtime per model)
     for spec in specs:
         chosen = {**params.get(None, {}), **params.get(spec, {})}
         if Path(spec).exists():
@@ -139,10 +141,22 @@ def run_bench(specs: Sequence[str], split: Split, settings: BenchSettings, work_
                     results.skipped.append({"model": subject.label, "runtime": runtime, "device": device,
                                             "reason": str(reason)})
                     continue
-                results.records += measure_runner(subject, runner, split, settings, log)
+                records = measure_runner(subject, runner, split, settings, log)
+                if settings.robustness and subject.label not in robust:
+                    robust[subject.label] = robustness_record(runner, split, log)
+                    for record in records:
+                        record["robustness"] = robust[subject.label]
+                results.records += records
     results.environment = environment.capture()
     results.environment["load_average_at_start"] = load_at_start
     return results
+
+
+def robustness_record(runner: NativeRunner | OnnxRunner, split: Split, log: Log) -> dict[str, Any]:
+    from benchmarks.robustness import robustness_of_runner
+
+    log(f"  {runner.runtime}/{runner.device}: robustness under fixed degradations")
+    return {**robustness_of_runner(runner, split, log), "runtime": runner.runtime, "device": runner.device}
 
 
 def validation_clips(subject: Subject, split: Split, count: int = 32) -> tuple[list[np.ndarray], np.ndarray] | None:

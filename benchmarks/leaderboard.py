@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import results as results_module
+from benchmarks.conditions import CONDITIONS, FAMILIES
 from benchmarks.plots import confusion_plot, latency_plot, pareto_plot
 from benchmarks.report import Row, build_rows, fmt, machines, warnings_for
 from benchmarks.results import BenchResults
@@ -33,6 +34,11 @@ COLUMNS: tuple[tuple[str, str, bool | None, int], ...] = (
     ("real_time_factor", "real-time factor", False, 4),
     ("size_mb", "size MB", False, 2),
 )
+# robustness (emozoo bench --robustness): accuracy lost from clean, in points, mean over each family's conditions
+ROBUSTNESS_COLUMNS: tuple[tuple[str, str, bool | None, int], ...] = tuple(
+    (f"drop_{family}", f"Δ {family}", False, 1) for family in FAMILIES)
+ROBUSTNESS_NOTE = ("<p>Δ columns: robustness (<code>emozoo bench --robustness</code>), the accuracy lost from clean "
+                   "in points, averaged over each family's test conditions (lower is better).</p>")
 RUNTIME_PREFERENCE = {"native": 0, "onnx": 1, "int8": 2}
 DEFAULT_COMMAND = "make leaderboard"
 
@@ -46,6 +52,36 @@ class Leaderboard:
     images: dict[str, Path] = field(default_factory=dict)
 
 
+def columns_for(rows: Sequence[Row]) -> tuple[tuple[str, str, bool | None, int], ...]:
+    """The table's columns: the robustness group only when some row was scored for robustness."""
+    return COLUMNS + (ROBUSTNESS_COLUMNS if any(row.robustness for row in rows) else ())
+
+
+def robustness_markdown(rows: Sequence[Row]) -> list[str]:
+    """A section with each model's accuracy per test condition (where robustness was scored)."""
+    measured: dict[str, Row] = {}
+    for row in rows:
+        if row.robustness and row.model not in measured:
+            measured[row.model] = row
+    if not measured:
+        return []
+    ids = [c.id for c in CONDITIONS]
+    lines = ["## Robustness", "",
+             "Accuracy on the same held-out clips, clean and under fixed, seeded degradations "
+             "(`benchmarks/conditions.py`: gain ±20 dB; white and babble noise at 20/10/5 dB SNR, babble from other "
+             "held-out speakers; telephone band with mu-law; MP3 32 kbps, Opus 32 and 16 kbps; reverberation RT60 "
+             "0.3/0.6/1.0 s). The Δ columns above are the accuracy lost from clean, in points, averaged over each "
+             "family's conditions (lower is better).", "",
+             "| model | " + " | ".join(ids) + " |", "|---|" + "---:|" * len(ids)]
+    for model, row in measured.items():
+        robustness = row.robustness or {}
+        by_id = {c["id"]: c for c in robustness["conditions"]}
+        where = f"{robustness.get('runtime', row.runtime)}/{robustness.get('device', row.device)}"
+        lines.append(f"| {model} ({where}) | "
+                     + " | ".join(fmt(by_id[i]["accuracy"]) if i in by_id else "–" for i in ids) + " |")
+    return [*lines, ""]
+
+
 def cell(row: Row, key: str) -> tuple[str, str]:
     """(shown text, sort value) of one table cell."""
     if key in ("model", "runtime", "device"):
@@ -53,7 +89,7 @@ def cell(row: Row, key: str) -> tuple[str, str]:
         if key == "device" and row.gpu:
             text = f"{text} ({row.gpu})"
         return text, text
-    digits = next(c[3] for c in COLUMNS if c[0] == key)
+    digits = next(c[3] for c in COLUMNS + ROBUSTNESS_COLUMNS if c[0] == key)
     value = row.metric(key)
     return fmt(value, digits), "" if value is None else repr(float(value))
 
@@ -114,11 +150,12 @@ def render_markdown(rows: Sequence[Row], results: Sequence[BenchResults], warnin
     lines.append("")
     for warning in warnings:
         lines += [f"> **Warning**: {warning}", ""]
-    headings = ["#"] + [c[1] for c in COLUMNS] + ["Pareto"]
-    alignment = ["---:"] + ["---" if higher is None else "---:" for _, _, higher, _ in COLUMNS] + [":---:"]
+    columns = columns_for(rows)
+    headings = ["#"] + [c[1] for c in columns] + ["Pareto"]
+    alignment = ["---:"] + ["---" if higher is None else "---:" for _, _, higher, _ in columns] + [":---:"]
     lines += ["| " + " | ".join(headings) + " |", "|" + "|".join(alignment) + "|"]
     for rank, row in enumerate(rows, 1):
-        values = [cell(row, c[0])[0] for c in COLUMNS]
+        values = [cell(row, c[0])[0] for c in columns]
         lines.append("| " + " | ".join([str(rank), *values, "★" if row.pareto else ""]) + " |")
     lines.append("")
     recalls = _image_rows(rows)
@@ -130,6 +167,7 @@ def render_markdown(rows: Sequence[Row], results: Sequence[BenchResults], warnin
             lines.append(f"| {model} ({row.runtime}/{row.device}) | "
                          + " | ".join(fmt(per_class.get(label)) for label in LABELS) + " |")
         lines.append("")
+    lines += robustness_markdown(rows)
     skipped = [s for r in results for s in r.skipped]
     if skipped:
         lines += ["Not measured here:", ""]
@@ -206,8 +244,9 @@ img { max-width: 100%; }
 def render_html(rows: Sequence[Row], results: Sequence[BenchResults], warnings: Sequence[str],
                 images: dict[str, str], command: str) -> str:
     e = html.escape
+    columns = columns_for(rows)
     head = ['<th data-key="rank" data-better="lower">#</th>']
-    for key, heading, higher, _ in COLUMNS:
+    for key, heading, higher, _ in columns:
         better = "text" if higher is None else ("higher" if higher else "lower")
         css = ' class="text"' if higher is None else ""
         head.append(f'<th data-key="{key}" data-better="{better}"{css}>{e(heading)}</th>')
@@ -215,7 +254,7 @@ def render_html(rows: Sequence[Row], results: Sequence[BenchResults], warnings: 
     body = []
     for rank, row in enumerate(rows, 1):
         cells = [f'<td data-value="{rank}">{rank}</td>']
-        for key, _, higher, _ in COLUMNS:
+        for key, _, higher, _ in columns:
             text, value = cell(row, key)
             css = ' class="text"' if higher is None else ""
             cells.append(f'<td data-value="{e(value)}"{css}>{e(text)}</td>')
@@ -255,6 +294,7 @@ per-class recalls. Click a column heading to sort (or open with <code>#sort=p50<
 <table id="leaderboard"><thead><tr>{''.join(head)}</tr></thead><tbody>
 {chr(10).join(body)}
 </tbody></table>
+{ROBUSTNESS_NOTE if columns != COLUMNS else ""}
 {recall_html}
 {skipped_html}
 <h2>Plots</h2>

@@ -23,6 +23,7 @@ class Row:
     offline: dict[str, Any] | None = None
     pareto: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    robustness: dict[str, Any] | None = None
 
     @property
     def key(self) -> str:
@@ -45,6 +46,9 @@ class Row:
             return size / 2**20 if size else None
         if name == "train_seconds":
             return (self.single or self.offline or {}).get("train_seconds")
+        if name.startswith("drop_"):  # drop_<family>: accuracy lost from clean, in points (robustness)
+            family = (self.robustness or {}).get("families", {}).get(name[len("drop_"):])
+            return 100 * family["drop_accuracy"] if family else None
         raise KeyError(name)
 
 
@@ -57,6 +61,7 @@ def build_rows(results: Sequence[BenchResults]) -> list[Row]:
             key = (record["model"], record["runtime"], record["device"], machine)
             row = rows.setdefault(key, Row(*key, gpu=gpus if record["device"] == "cuda" else ""))
             row.accuracy = record.get("accuracy") or row.accuracy
+            row.robustness = record.get("robustness") or row.robustness
             if record["scenario"] == "single-stream":
                 row.single = record
             else:

@@ -10,6 +10,9 @@ Layout (schema_version 1)::
      "skipped": [{"model", "runtime", "device", "reason"}]}
 
 Offline records add ``throughput`` (clips_per_second, real_time_factor, clips, audio_seconds, wall_seconds).
+Records of ``emozoo bench --robustness`` add ``robustness`` (benchmarks.robustness.score_robustness:
+``conditions`` [{id, family, accuracy, uar, drop_accuracy, drop_uar, ...}], ``families`` {family: {drop_accuracy,
+drop_uar}}, ``runtime`` and ``device`` it was scored on); files without it stay valid.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ SCENARIOS = ("single-stream", "offline")
 LATENCY_KEYS = ("n", "mean", "stdev", "min", "max", "p50", "p90", "p99")
 THROUGHPUT_KEYS = ("clips_per_second", "real_time_factor", "clips", "audio_seconds", "wall_seconds")
 ACCURACY_KEYS = ("accuracy", "uar", "macro_f1", "per_class_recall", "confusion", "n")
+ROBUSTNESS_KEYS = ("accuracy", "uar", "drop_accuracy", "drop_uar")
 
 
 class ResultsError(EmozooError):
@@ -95,9 +99,25 @@ def _check_record(record: Any, where: str) -> None:
         if not (isinstance(confusion, list) and all(isinstance(r, list) and len(r) == len(confusion)
                                                     for r in confusion)):
             raise ResultsError(f"{label}: accuracy.confusion must be a square list of lists")
+    if record.get("robustness") is not None:
+        _check_robustness(record["robustness"], label)
     samples = record.get("samples_ms", [])
     if not isinstance(samples, list) or not all(_number(s) for s in samples):
         raise ResultsError(f"{label}: samples_ms must be a list of numbers")
+
+
+def _check_robustness(robustness: Any, label: str) -> None:
+    conditions = robustness.get("conditions") if isinstance(robustness, dict) else None
+    if not isinstance(conditions, list) or not all(
+            isinstance(c, dict) and isinstance(c.get("id"), str) and isinstance(c.get("family"), str)
+            and all(_number(c.get(k)) for k in ROBUSTNESS_KEYS) for c in conditions):
+        raise ResultsError(f"{label}: robustness.conditions must be a list of objects with id, family and numbers "
+                           f"{', '.join(ROBUSTNESS_KEYS)}")
+    families = robustness.get("families")
+    if not isinstance(families, dict) or not all(
+            isinstance(v, dict) and _number(v.get("drop_accuracy")) and _number(v.get("drop_uar"))
+            for v in families.values()):
+        raise ResultsError(f"{label}: robustness.families must map families to drop_accuracy and drop_uar")
 
 
 def validate(document: Any, source: str = "results") -> None:

@@ -31,12 +31,16 @@ from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
 @click.option("--offline-iterations", default=3, show_default=True, help="Least timed offline batches.")
 @click.option("--threads", type=click.IntRange(min=1), help="Threads per model while it is measured: onnxruntime "
               "and torch intra-op threads, joblib/scikit-learn jobs [default: each library's own choice].")
+@click.option("--robustness", is_flag=True, help="Also score each model under fixed, seeded degradations (gain, "
+              "white and babble noise, telephone, MP3/Opus, reverberation) on its first runtime; see "
+              "benchmarks/robustness.py.")
 @ON_ERROR
 @MAX_DURATION
 def bench_command(models: tuple[str, ...], data: tuple[str, ...], runtimes: str, devices: str, out: str,
                   work_dir: str | None, params: tuple[str, ...], test_fraction: float, seed: int, warmup: int,
                   min_iterations: int, min_seconds: float, max_seconds: float, batch_size: int,
-                  offline_iterations: int, threads: int | None, on_error: str, max_duration: float) -> None:
+                  offline_iterations: int, threads: int | None, robustness: bool, on_error: str,
+                  max_duration: float) -> None:
     """Accuracy on held-out speakers and latency/throughput of MODELS (plugin names, which are trained on the
     other speakers, saved model directories or .onnx files) on every runtime and device asked for."""
     from benchmarks.bench import BenchSettings, run_bench
@@ -51,7 +55,7 @@ def bench_command(models: tuple[str, ...], data: tuple[str, ...], runtimes: str,
         runtimes=parse_list(runtimes, RUNTIMES, "runtime"), devices=parse_list(devices, DEVICES, "device"),
         timing=TimingConfig(warmup, min_iterations, min_seconds, max_seconds=max_seconds),
         offline_timing=TimingConfig(min(warmup, 1), offline_iterations, 0.0, max_seconds=max_seconds),
-        offline_batch_size=batch_size, threads=threads, test_fraction=test_fraction, seed=seed,
+        offline_batch_size=batch_size, threads=threads, test_fraction=test_fraction, seed=seed, robustness=robustness,
     )
     per_model = parse_model_params(params, models)
     dataset = datasets.load_all(data)
