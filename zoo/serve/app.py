@@ -1,4 +1,5 @@
-"""The FastAPI application: POST /v1/predict, GET /v1/models, GET /healthz (and /openapi.json, /docs)."""
+"""The FastAPI application: POST /v1/predict and /v1/timeline, GET /v1/models, GET /healthz (and
+/openapi.json, /docs)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from zoo.serve.errors import ApiError, CatchAllMiddleware, ErrorResponse, instal
 from zoo.serve.inference import decode_file, decode_raw, score
 from zoo.serve.limits import BodyLimitMiddleware, InferencePool
 from zoo.serve.models import ServedModel, describe, load_models
-from zoo.serve.schemas import Health, Limits, ModelInfo, ModelList, Prediction
+from zoo.serve.schemas import Health, Limits, ModelInfo, ModelList, Prediction, Timeline
 from zoo.serve.settings import ServeSettings
+from zoo.serve.timeline import receive_to_file, run_timeline
 
 CONFIG_ENV = "EMOZOO_SERVE_CONFIG"
 FILE_FIELD = "file"
@@ -122,17 +124,53 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             data, source = await _within(deadline, request.body()), "request body"
             job = partial(decode_raw, data, sample_rate, source, chosen, settings)
         else:
-            raise ApiError(
-                415,
-                f"Content-Type {media or '(none)'!r} is not accepted: send multipart/form-data "
-                f"with field {FILE_FIELD!r}, an audio/* body, or application/octet-stream "
-                "float32 samples with ?sample_rate=",
-            )
+            raise _unsupported(media)
         if not data:
             raise ApiError(400, f"{source} is empty (0 bytes)")
         return await pool.run(_decode_and_score, job, chosen, settings, timeout=deadline - loop.time())
 
+    @app.post(
+        "/v1/timeline",
+        response_model=Timeline,
+        responses=_ERRORS,
+        tags=["predict"],
+        openapi_extra={"requestBody": _REQUEST_BODY},
+    )
+    async def timeline(
+        request: Request,
+        model: str | None = Query(None, description=f"Served model to use (default: {default})."),
+        sample_rate: int | None = Query(None, description="Rate of raw float32 bodies, in Hz."),
+    ) -> dict[str, Any]:
+        """Speech segments of a long recording (Silero VAD) and the emotion of each; see docs/timeline.md."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.request_timeout
+        chosen = _pick(served, model or default)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "multipart/form-data" and not media.startswith("audio/") and media not in RAW_TYPES:
+            raise _unsupported(media)
+        raw_rate = None
+        if media in RAW_TYPES:
+            if sample_rate is None:
+                raise AudioError("request body", "raw float32 audio needs the sample_rate query parameter "
+                                                 "(e.g. ?sample_rate=16000)")
+            raw_rate = sample_rate
+        path, source = await _within(deadline, receive_to_file(request, media, FILE_FIELD))
+        try:
+            return await pool.run(run_timeline, path, source, chosen, settings, raw_rate,
+                                  timeout=deadline - loop.time())
+        finally:
+            os.unlink(path)
+
     return app
+
+
+def _unsupported(media: str) -> ApiError:
+    return ApiError(
+        415,
+        f"Content-Type {media or '(none)'!r} is not accepted: send multipart/form-data "
+        f"with field {FILE_FIELD!r}, an audio/* body, or application/octet-stream "
+        "float32 samples with ?sample_rate=",
+    )
 
 
 def _decode_and_score(job: Callable[[], Any], served: ServedModel, settings: ServeSettings) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from zoo.audio import (
-    SILENCE_PEAK,
     AudioError,
     AudioTooLongError,
     check_sample_rate,
@@ -18,8 +17,10 @@ from zoo.audio import (
     resample,
 )
 from zoo.labels import LABELS
-from zoo.serve.models import ServedModel, check_labels
+from zoo.segments import fixed_windows
+from zoo.serve.models import ServedModel
 from zoo.serve.settings import ServeSettings
+from zoo.timeline import score_pieces
 
 FLOAT32_BYTES = 4
 MAX_PEAK = 16.0  # +24 dBFS: float audio lives in -1..1; far beyond is int16-scale data sent as float, or noise
@@ -65,27 +66,15 @@ def decode_raw(
     return resample(samples, sample_rate, served.sample_rate), sample_rate
 
 
-def window_bounds(length: int, rate: int, window_seconds: float, hop_seconds: float) -> list[tuple[int, int]]:
-    """Full windows covering [0, length), the last aligned to the end; short audio is one window."""
-    window = max(1, round(window_seconds * rate))
-    hop = max(1, round(hop_seconds * rate))
-    if length <= window:
-        return [(0, length)]
-    starts = list(range(0, length - window + 1, hop))
-    if starts[-1] + window < length:
-        starts.append(length - window)
-    return [(start, start + window) for start in starts]
-
-
 def score(served: ServedModel, waveform: np.ndarray, input_rate: int, settings: ServeSettings) -> dict[str, Any]:
     rate = served.sample_rate
-    bounds = window_bounds(waveform.size, rate, settings.window_seconds, settings.hop)
-    pieces = [waveform[start:end] for start, end in bounds]
-    audible = [i for i, piece in enumerate(pieces) if float(np.abs(piece).max()) >= SILENCE_PEAK]
-    if not audible:  # cannot happen after check_waveform, which refuses silent audio
+    bounds = fixed_windows(waveform.size, rate, settings.window_seconds, settings.hop)
+    # the windows are scored like the segments of /v1/timeline: silent ones are left out, the answer checked
+    audible, probabilities = score_pieces(served.model, [waveform[start:end] for start, end in bounds],
+                                          name=served.name)
+    if not audible.size:  # cannot happen after check_waveform, which refuses silent audio
         raise AudioError("<audio>", "is silent")
-    probabilities = check_labels(served, served.model.predict_proba([pieces[i] for i in audible]), len(audible))
-    by_window = dict(zip(audible, probabilities, strict=True))
+    by_window = dict(zip(audible.tolist(), probabilities, strict=True))
     windows = []
     for index, (start, end) in enumerate(bounds):
         entry: dict[str, Any] = {

@@ -11,7 +11,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from zoo.errors import EmozooError
-from zoo.labels import LABELS
 
 
 class Scorer(Protocol):
@@ -107,13 +106,3 @@ def load_models(arguments: Sequence[str | os.PathLike[str]], *, threads: int | N
                     setattr(model, attribute, value)
             models[name] = model
     return models
-
-
-def check_labels(served: ServedModel, probabilities: np.ndarray, count: int) -> np.ndarray:
-    array = np.asarray(probabilities, dtype=np.float64)
-    if array.shape != (count, len(LABELS)) or not np.isfinite(array).all():
-        raise RuntimeError(
-            f"model {served.name!r} returned probabilities of shape {array.shape} "
-            f"(finite: {bool(np.isfinite(array).all())}); expected ({count}, {len(LABELS)})"
-        )
-    return np.clip(array, 0.0, 1.0)  # float32 softmax can overshoot 1 by an ulp

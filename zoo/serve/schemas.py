@@ -38,6 +38,25 @@ class Prediction(BaseModel):
     )
 
 
+class SegmentPrediction(BaseModel):
+    start: float = Field(description="Seconds from the start of the audio.")
+    end: float
+    label: str
+    label_id: int = Field(ge=0, lt=len(LABELS))
+    confidence: float = Field(description="Probability of the predicted label.")
+    probabilities: Probabilities  # type: ignore[valid-type]
+
+
+class Timeline(BaseModel):
+    model: str = Field(description="Name of the model that answered.")
+    duration: float = Field(description="Length of the audio in seconds.")
+    sample_rate: int = Field(description="Sample rate of the audio as sent, in Hz.")
+    vad: str = Field(description="silero, or energy where the silero-vad package is not installed (less reliable).")
+    segments: list[SegmentPrediction] = Field(
+        description="Speech segments in time order; empty for silence, noise or music."
+    )
+
+
 class ModelInfo(BaseModel):
     name: str
     kind: str = Field(description="onnx (exported file), native (saved model directory) or custom")
