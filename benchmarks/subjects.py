@@ -83,6 +83,7 @@ def _label(name: str, file_name: str) -> str:
 def prepare(spec: str, split: Split, params: dict[str, Any], work_dir: Path) -> Subject:
     """Load `spec` (a .onnx file or a model directory) or train the plugin it names on the training speakers."""
     from zoo.api import load
+    from zoo.model import check_save_target
     from zoo.registry import create_model
 
     target = Path(spec)
@@ -102,6 +103,8 @@ def prepare(spec: str, split: Split, params: dict[str, Any], work_dir: Path) -> 
         return Subject(_label(model.name, target.resolve().name), "directory", model, target, model.family,
                        model.get_params())
     model = create_model(spec, **params)
+    label = spec + "".join(f" {k}={v}" for k, v in sorted(params.items()))
+    check_save_target(work_dir / safe_name(label), advice="choose another --work-dir")  # before training
     audio = split.audio("train", model.sample_rate)
     labels = np.array([item.label for item in audio.items], dtype=np.int64)
     started = time.perf_counter()
@@ -111,6 +114,5 @@ def prepare(spec: str, split: Split, params: dict[str, Any], work_dir: Path) -> 
         model.fit(audio.waveforms, labels)
     seconds = round(time.perf_counter() - started, 2)
     model.metrics_ = {"training_seconds": seconds, "training_clips": len(labels)}
-    label = spec + "".join(f" {k}={v}" for k, v in sorted(params.items()))
     saved = model.save(work_dir / safe_name(label))
     return Subject(label, "plugin", model, saved, model.family, model.get_params(), train_seconds=seconds)

@@ -18,7 +18,7 @@ import numpy as np
 from zoo.errors import ModelFileError
 from zoo.fingerprint import training_data_fingerprint, waveform_digest
 from zoo.labels import LABELS
-from zoo.storage import atomic_directory, atomic_write_json
+from zoo.storage import atomic_directory, atomic_write_json, check_directory_target
 
 MANIFEST = "manifest.json"
 FORMAT = "emozoo-model"
@@ -108,10 +108,14 @@ class EmotionModel(ABC):
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write the model to `directory` atomically (manifest.json plus pickle-free weights)."""
+    def save(self, directory: str | os.PathLike[str], *, force: bool = False) -> Path:
+        """Write the model to `directory` atomically (manifest.json plus pickle-free weights).
+
+        An earlier saved model there is replaced; anything else (a file, a folder holding other files) only
+        with `force` (see `check_save_target`).
+        """
         manifest = self.manifest()
-        with atomic_directory(directory) as staging:
+        with atomic_directory(directory, **_save_rule(force)) as staging:
             self._save_weights(staging)
             atomic_write_json(staging / MANIFEST, manifest)
         return Path(directory)
@@ -126,6 +130,25 @@ class EmotionModel(ABC):
         model.training_data_ = manifest["training_data"]
         model.metrics_ = manifest.get("metrics", {})
         return model
+
+
+def is_saved_model(directory: str | os.PathLike[str]) -> bool:
+    """Whether `directory` holds a saved emozoo model (its manifest.json reads as one)."""
+    try:
+        read_manifest(directory)
+    except ModelFileError:
+        return False
+    return True
+
+
+def _save_rule(force: bool, advice: str = "choose another folder, or use --force to replace it") -> dict[str, Any]:
+    return {"replace_if": is_saved_model, "what": "a saved emozoo model", "force": force, "advice": advice}
+
+
+def check_save_target(directory: str | os.PathLike[str], *, force: bool = False,
+                      advice: str = "choose another folder, or use --force to replace it") -> Path:
+    """Refuse early (before training) a `save` target that `save` would refuse: see `zoo.storage`."""
+    return check_directory_target(directory, **_save_rule(force, advice))
 
 
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:

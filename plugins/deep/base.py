@@ -157,11 +157,11 @@ class DeepEmotionModel(EmotionModel):
         manifest["training"] = getattr(self, "training_", {})
         return manifest
 
-    def save(self, directory: str | os.PathLike[str]) -> Path:
+    def save(self, directory: str | os.PathLike[str], *, force: bool = False) -> Path:
         """Write the model (on the first process only, when several train together)."""
         if is_secondary_process():
             return Path(directory)
-        return super().save(directory)
+        return super().save(directory, force=force)
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> EmotionModel:

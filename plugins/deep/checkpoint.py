@@ -111,7 +111,9 @@ def save_checkpoint(
     target = Path(root) / f"epoch-{epoch:03d}"
     optimizer_arrays, optimizer_meta = optimizer_tensors(optimizer)
     rng_arrays, rng_meta = rng_state()
-    with atomic_directory(target) as staging:
+    is_checkpoint = lambda folder: (folder / STATE).is_file()  # noqa: E731
+    with atomic_directory(target, replace_if=is_checkpoint, what="a training checkpoint",
+                          advice="give the checkpoints a folder of their own") as staging:
         save_file(detached(model), str(staging / MODEL))
         save_file(optimizer_arrays, str(staging / OPTIMIZER))
         save_file(rng_arrays, str(staging / RNG))

@@ -8,8 +8,10 @@ import click
 from zoo import datasets
 from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, report_failures
 from zoo.launch import is_secondary_process
-from zoo.model import fit_with_speakers
+from zoo.model import check_save_target, fit_with_speakers
 from zoo.registry import create_model
+
+OUT_ADVICE = "choose another --out, or add --force to replace it"
 
 
 @click.command("train")
@@ -18,11 +20,14 @@ from zoo.registry import create_model
               help="Dataset folder or CSV (see README for layouts). Repeat to combine corpora.")
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory to save the trained model in.")
 @click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE (repeatable).")
+@click.option("--force", is_flag=True, help="Replace --out even when it is not a saved model (a file, or a folder "
+              "holding other files); an earlier saved model there is always replaced.")
 @ON_ERROR
 @MAX_DURATION
-def train_command(model_name: str, data: tuple[str, ...], out: str, params: tuple[str, ...], on_error: str,
-                  max_duration: float) -> None:
+def train_command(model_name: str, data: tuple[str, ...], out: str, params: tuple[str, ...], force: bool,
+                  on_error: str, max_duration: float) -> None:
     """Train MODEL_NAME on every labelled clip of --data and save it to --out."""
+    check_save_target(out, force=force, advice=OUT_ADVICE)  # before training, not after it
     model = create_model(model_name, **parse_params(params))
     dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
@@ -32,7 +37,7 @@ def train_command(model_name: str, data: tuple[str, ...], out: str, params: tupl
     started = time.perf_counter()
     fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items])
     model.metrics_ = {"training_seconds": round(time.perf_counter() - started, 2), "skipped_files": len(audio.failures)}
-    path = model.save(out)
+    path = model.save(out, force=force)
     if is_secondary_process():  # the first process saved the model and reports it
         return
     click.echo(json.dumps({"model": model_name, "saved": str(path), "clips": len(labels),
