@@ -148,3 +148,46 @@ def test_parallel_extraction_matches_serial() -> None:
     serial = extract_many(clips, EmoStatsConfig(), n_jobs=1)
     parallel = extract_many(clips, EmoStatsConfig(), n_jobs=2)
     np.testing.assert_allclose(serial, parallel, rtol=1e-5, atol=1e-6)
+
+
+def speech(ravdess_dir: Path, seconds: float) -> np.ndarray:
+    """Real speech `seconds` long at 16 kHz: RAVDESS clips one after the other."""
+    import csv
+
+    from zoo.audio import read_audio
+
+    pieces, total = [], 0
+    for row in csv.DictReader((ravdess_dir / "manifest.csv").open()):
+        pieces.append(read_audio(ravdess_dir / row["path"], 16_000)[0])
+        total += pieces[-1].size
+        if total >= seconds * 16_000:
+            return np.concatenate(pieces)[: int(seconds * 16_000)]
+    raise AssertionError("not enough speech")
+
+
+def test_long_clips_are_featurised_in_bounded_memory(ravdess_dir: Path) -> None:
+    """Five minutes of speech: the whole-clip spectrum took 600 MB (a 20-minute clip 2.7 GB in `predict`)."""
+    import tracemalloc
+
+    from plugins.classic.features import emostats_features
+
+    clip = speech(ravdess_dir, 300.0)
+    emostats_features(clip[:16_000], EmoStatsConfig())  # one-off set-up (filters, FFT plans) outside the count
+    tracemalloc.start()
+    try:
+        features = emostats_features(clip, EmoStatsConfig())
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(features).all()
+    assert peak < 150e6, f"peak {peak / 1e6:.0f} MB for {clip.nbytes / 1e6:.0f} MB of audio"
+
+
+def test_blockwise_features_equal_the_whole_clip_computation(ravdess_dir: Path, monkeypatch) -> None:  # noqa: ANN001
+    import plugins.classic.features as features
+
+    config = EmoStatsConfig()
+    clip = speech(ravdess_dir, 100.0)  # spans three blocks, the last one partial
+    blockwise = features.emostats_features(clip, config)
+    monkeypatch.setattr(features, "EMOSTATS_BLOCK_FRAMES", 10**9)  # one block: the whole clip's spectrum at once
+    np.testing.assert_allclose(blockwise, features.emostats_features(clip, config), rtol=1e-6, atol=1e-6)

@@ -205,7 +205,9 @@ class OnnxEmotionModel:
             from zoo.errors import AudioError
 
             raise AudioError(f"waveform {index}", f"expected a 1-D mono waveform, got shape {array.shape}")
-        return check_waveform(array, self.sample_rate, f"waveform {index}")
+        # no length cap here: how long a clip may be is the caller's choice (`--max-duration`, max_seconds),
+        # made where the audio is read; a second, fixed cap here overrode it
+        return check_waveform(array, self.sample_rate, f"waveform {index}", max_seconds=None)
 
 
 def _decode(properties: dict[str, str]) -> dict[str, Any]:

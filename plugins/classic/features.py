@@ -121,6 +121,9 @@ def emostats_descriptor_names(config: EmoStatsConfig) -> list[str]:
     return names
 
 
+EMOSTATS_BLOCK_FRAMES = 4096  # 41 s of audio at the default hop: about 17 MB of float64 power per block
+
+
 def emostats_features(samples: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
     """Fixed-size feature vector of one mono clip at `config.sample_rate`."""
     import librosa
@@ -129,14 +132,33 @@ def emostats_features(samples: np.ndarray, config: EmoStatsConfig) -> np.ndarray
     samples = np.asarray(samples, dtype=np.float32)
     if samples.size < config.n_fft:
         samples = np.pad(samples, (0, config.n_fft - samples.size))
-    spectrum = librosa.stft(
-        samples, n_fft=config.n_fft, hop_length=config.hop_length, window=constants["window"], center=False
-    )
-    power = (np.abs(spectrum) ** 2).T.astype(np.float64)  # [frames, bins]
-    return emostats_from_power(power, config)
+    # The spectrum is taken EMOSTATS_BLOCK_FRAMES frames at a time and only the per-frame descriptors are
+    # kept (90 numbers a frame instead of 513 complex bins): a 20-minute clip took 2.7 GB in one piece.
+    n_frames = emostats_frame_count(samples.size, config)
+    frames: dict[str, np.ndarray] = {}
+    for first in range(0, n_frames, EMOSTATS_BLOCK_FRAMES):
+        count = min(EMOSTATS_BLOCK_FRAMES, n_frames - first)
+        start = first * config.hop_length
+        piece = samples[start : start + (count - 1) * config.hop_length + config.n_fft]
+        spectrum = librosa.stft(
+            piece, n_fft=config.n_fft, hop_length=config.hop_length, window=constants["window"], center=False
+        )
+        power = (np.abs(spectrum) ** 2).T.astype(np.float64)  # [frames, bins]
+        del spectrum
+        for name, values in _emostats_frames(power, config).items():
+            if name not in frames:
+                frames[name] = np.empty((n_frames, *values.shape[1:]), dtype=values.dtype)
+            frames[name][first : first + count] = values
+    return _emostats_pooled(frames, config)
 
 
 def emostats_from_power(power: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
+    """The feature vector from a whole clip's power spectrum [frames, bins] (float64)."""
+    return _emostats_pooled(_emostats_frames(power, config), config)
+
+
+def _emostats_frames(power: np.ndarray, config: EmoStatsConfig) -> dict[str, np.ndarray]:
+    """Per-frame descriptors: each frame's depend on that frame's power spectrum alone."""
     constants = emostats_constants(config)
     floor = config.floor
     log_mel = 10.0 * np.log10(power @ constants["mel"].T + floor)
@@ -154,7 +176,15 @@ def emostats_from_power(power: np.ndarray, config: EmoStatsConfig) -> np.ndarray
     best = np.argmax(normalised, axis=1)
     voicing = np.take_along_axis(normalised, best[:, None], axis=1)[:, 0]
     log_pitch = np.log2(config.sample_rate / constants["lags"][best])
+    return {"log_mel": log_mel, "mfcc": mfcc, "log_energy": log_energy, "centroid": centroid,
+            "bandwidth": bandwidth, "flatness": flatness, "voicing": voicing, "log_pitch": log_pitch}
 
+
+def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> np.ndarray:
+    """Utterance-level statistics of the per-frame descriptors."""
+    log_mel, mfcc, log_energy = frames["log_mel"], frames["mfcc"], frames["log_energy"]
+    centroid, bandwidth, flatness = frames["centroid"], frames["bandwidth"], frames["flatness"]
+    voicing, log_pitch = frames["voicing"], frames["log_pitch"]
     frame = np.column_stack([mfcc, log_energy, centroid, bandwidth, flatness, voicing])
     # Statistics cover speech only: frames within speech_range_db of the loudest one (leading and
     # trailing silence would otherwise dilute every mean by a clip-dependent amount).
