@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +42,27 @@ def dacon_dir() -> Path:
     return require_corpus("dacon-sample")
 
 
+def session_cache_dir(factory: pytest.TempPathFactory) -> Path:
+    return factory.getbasetemp() / "feature-cache"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The feature cache of the whole session is a temporary folder, never the user's.
+
+    Session-scoped so that it is in place before any module- or class-scoped fixture (pytest sets up the
+    wider scopes first): a function-scoped one came too late for fixtures that train models once per module.
+    """
+    patch = pytest.MonkeyPatch()
+    patch.setenv("EMOZOO_CACHE_DIR", str(session_cache_dir(tmp_path_factory)))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests share one feature cache per session and never reach a model hub."""
-    monkeypatch.setenv("EMOZOO_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "feature-cache"))
+    monkeypatch.setenv("EMOZOO_CACHE_DIR", str(session_cache_dir(tmp_path_factory)))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
     monkeypatch.setenv("EMOZOO_QUIET", "1")
