@@ -100,3 +100,64 @@ def test_load_waveforms_skips_bad_files_and_keeps_the_rest(tmp_path: Path) -> No
     loaded = datasets.load_waveforms(dataset.items, 16_000, on_error="skip")
     assert len(loaded.waveforms) == 2
     assert [item.path.name for item, _ in loaded.failures] == ["broken.wav"]
+
+
+def write_listing(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_malformed_rows_are_reported_with_file_line_and_id(dacon_dir: Path, tmp_path: Path) -> None:
+    test = dacon_dir / "test"
+    listing = write_listing(tmp_path / "test.csv", (
+        "id,path\n"
+        f"TEST_0000,{test / 'TEST_0000.wav'}\n"
+        "TEST_0001\n"  # no path column at all
+        "TEST_0002,\n"  # a blank path
+        f"TEST_0003,{test / 'TEST_0003.wav'}\n"
+        f'TEST_0004,"{test / "TEST_0004.wav"}\n'  # an unclosed quote swallows the next line
+        f"TEST_0005,{test / 'TEST_0005.wav'}\n"
+    ))
+    dataset = datasets.load(listing)
+    with pytest.raises(DatasetError) as caught:
+        datasets.load_waveforms(dataset.items, 16_000)
+    assert str(caught.value) == f"{listing}: line 3 (id TEST_0001): no path value (the row has 1 of the 2 fields)"
+
+    loaded = datasets.load_waveforms(dataset.items, 16_000, on_error="skip")
+    assert [item.id for item in loaded.items] == ["TEST_0000", "TEST_0003"]
+    messages = [message for _, message in loaded.failures]
+    assert messages[1] == f"{listing}: line 4 (id TEST_0002): the path column is blank"
+    assert messages[2].startswith(f"{listing}: line 6 (id TEST_0004): malformed quoting")
+
+
+def test_a_manifest_row_without_a_label_is_reported_too(emodb_dir: Path, tmp_path: Path) -> None:
+    clip = emodb_dir / "03a01Wa.wav"
+    listing = write_listing(tmp_path / "manifest.csv", f"path,label,speaker\n{clip},angry,03\n{clip}\n")
+    loaded = datasets.load_waveforms(datasets.load(listing).items, 16_000, on_error="skip")
+    assert len(loaded.items) == 1
+    assert loaded.failures[0][1] == f"{listing}: line 3: no label value (the row has 1 of the 3 fields)"
+
+
+def test_repeated_ids_in_a_competition_listing_are_refused(dacon_dir: Path, tmp_path: Path) -> None:
+    rows = [f"TEST_{i:04d},{dacon_dir / 'test' / f'TEST_{i:04d}.wav'}" for i in range(4)]
+    rows.append(f"TEST_0001,{dacon_dir / 'test' / 'TEST_0009.wav'}")
+    listing = write_listing(tmp_path / "test.csv", "id,path\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DatasetError, match=r"ids must be unique; repeated: TEST_0001 \(lines 3, 6\)"):
+        datasets.load(listing)
+
+
+def test_ids_are_paths_relative_to_the_folder_given_with_their_suffix(tmp_path: Path) -> None:
+    touch_clips(tmp_path / "folders", ["angry/a.wav", "sad/b.flac"])
+    assert sorted(i.id for i in datasets.load(tmp_path / "folders")) == ["angry/a.wav", "sad/b.flac"]
+    touch_clips(tmp_path / "named", ["03a01Wa.wav", "sub/08b02Tb.wav"])
+    assert sorted(i.id for i in datasets.load(tmp_path / "named")) == ["03a01Wa.wav", "sub/08b02Tb.wav"]
+    touch_clips(tmp_path / "listed", ["x/one.wav"])
+    write_listing(tmp_path / "listed" / "manifest.csv", "path,label,speaker\nx/one.wav,happy,s1\n")
+    assert [i.id for i in datasets.load(tmp_path / "listed")] == ["x/one.wav"]
+
+
+def test_skipping_every_clip_is_an_error_not_an_empty_success(tmp_path: Path) -> None:
+    touch_clips(tmp_path, ["angry/a.wav"])
+    (tmp_path / "angry" / "a.wav").write_bytes(b"not audio")
+    with pytest.raises(DatasetError, match="none of the 1 clips could be read: .*a.wav"):
+        datasets.load_waveforms(datasets.load(tmp_path).items, 16_000, on_error="skip")

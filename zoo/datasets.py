@@ -9,18 +9,19 @@ CREMA-D, EmoDB, TESS, SAVEE); a folder per label. Plugins may add readers throug
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from zoo.audio import DEFAULT_MAX_SECONDS, read_audio
-from zoo.errors import AudioError, DatasetError
+from zoo.errors import AudioError, DatasetError, EmozooError
 from zoo.labels import LABELS, normalise_label
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".opus"}
@@ -31,7 +32,8 @@ class Item:
     path: Path
     label: int | None
     speaker: str | None = None
-    id: str = ""
+    id: str = ""  # as listed in the CSV, else the path relative to the folder given, suffix kept
+    problem: str | None = None  # set on a malformed listing row: why it cannot be read (file, line and id)
 
 
 @dataclass
@@ -74,12 +76,72 @@ class Dataset:
 # -- readers --------------------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+@dataclass(frozen=True)
+class CsvRow:
+    """One data row of a listing CSV, with where it is in the file (the header is line 1)."""
+
+    line: int
+    values: dict[str, str | None]  # column -> value; None where the row has fewer fields than the header
+    fields: int
+    columns: int
+    quoting: str | None = None  # what a strict reading says is wrong with the row's quotes, if anything
+
+    def problem(self, source: Path, required: Sequence[str]) -> str | None:
+        """Why the row cannot be used, naming the file, line and id; None when it can."""
+        ident = (self.values.get("id") or "").strip()
+        where = f"{source}: line {self.line}" + (f" (id {ident})" if ident and "\n" not in ident else "")
+        if self.quoting:
+            return f"{where}: malformed quoting ({self.quoting}); an unclosed quote swallows the lines after it"
+        if self.fields > self.columns:
+            return f"{where}: {self.fields} fields where the header has {self.columns} (an unquoted comma?)"
+        for column in required:
+            value = self.values.get(column)
+            if value is None:
+                return f"{where}: no {column} value (the row has {self.fields} of the {self.columns} fields)"
+            if not value.strip():
+                return f"{where}: the {column} column is blank"
+            if "\n" in value or "\r" in value:
+                return f"{where}: the {column} value runs over several lines (an unclosed quote?)"
+        return None
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str], list[CsvRow]]:
+    """The header and the non-blank rows of a CSV, read leniently; rows with broken quoting are marked."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return list(csv.DictReader(handle))
+            text = handle.read()
+        reader = csv.reader(io.StringIO(text))
+        header = [name.strip() for name in next(reader, [])]
+        spans = []
+        start = reader.line_num + 1
+        for fields in reader:
+            if fields:
+                spans.append((start, reader.line_num, fields))
+            start = reader.line_num + 1
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DatasetError(f"{path}: cannot read CSV ({error})") from None
+    strict = csv.reader(io.StringIO(text), strict=True)
+    bad_line, quoting = 0, None
+    try:
+        for _ in strict:
+            pass
+    except csv.Error as error:
+        bad_line, quoting = strict.line_num, str(error)
+    rows = []
+    for first, last, fields in spans:
+        values: dict[str, str | None] = {name: fields[i] if i < len(fields) else None for i, name in enumerate(header)}
+        rows.append(CsvRow(first, values, len(fields), len(header), quoting if first <= bad_line <= last else None))
+    return header, rows
+
+
+def _read_csv(path: Path) -> list[dict[str, str | None]]:
+    return [row.values for row in _read_csv_rows(path)[1]]
+
+
+def _bad_row(source: Path, row: CsvRow, problem: str) -> Item:
+    """A placeholder for a row that cannot be used: reported (or refused) when its audio would be read."""
+    ident = (row.values.get("id") or "").strip()
+    return Item(source, None, None, ident if ident and "\n" not in ident else f"line {row.line}", problem)
 
 
 def _label_or_drop(value: str, dropped: Counter[str]) -> int | None | bool:
@@ -95,18 +157,35 @@ def read_competition(path: Path) -> Dataset | None:
     csv_path = path / "train.csv" if path.is_dir() else path
     if csv_path.suffix != ".csv" or not csv_path.is_file():
         return None
-    rows = _read_csv(csv_path)
-    if not rows or not {"id", "path"} <= set(rows[0]):
+    header, rows = _read_csv_rows(csv_path)
+    if not rows or not {"id", "path"} <= set(header):
         return None
-    answers: dict[str, str] = {}
-    if "label" not in rows[0] and (csv_path.parent / "test_answers.csv").is_file():
-        answers = {r["id"]: r["label"] for r in _read_csv(csv_path.parent / "test_answers.csv")}
+    answers: dict[str, str | None] = {}
+    if "label" not in header and (csv_path.parent / "test_answers.csv").is_file():
+        answers = {r["id"]: r["label"] for r in _read_csv(csv_path.parent / "test_answers.csv") if r["id"]}
     items = []
+    lines: dict[str, list[int]] = {}
     for row in rows:
-        label_text = row.get("label") or answers.get(row["id"])
-        label = normalise_label(label_text) if label_text not in (None, "") else None
-        speaker = row.get("speaker") or None
-        items.append(Item(csv_path.parent / row["path"], label, speaker, row["id"]))
+        problem = row.problem(csv_path, ["id", "path"])
+        if problem is None:
+            values = row.values
+            ident = str(values["id"]).strip()
+            label_text = values.get("label") or answers.get(ident)
+            try:
+                label = normalise_label(label_text) if label_text not in (None, "") else None
+            except ValueError as error:
+                problem = f"{csv_path}: line {row.line} (id {ident}): {error}"
+        if problem is not None:
+            items.append(_bad_row(csv_path, row, problem))
+            continue
+        lines.setdefault(ident, []).append(row.line)
+        path = str(values["path"]).strip()
+        items.append(Item(csv_path.parent / path, label, values.get("speaker") or None, ident))
+    repeated = {ident: at for ident, at in lines.items() if len(at) > 1}
+    if repeated:  # one answer per id: a repeated id would give both rows the same, wrong, label
+        shown = "; ".join(f"{ident} (lines {', '.join(map(str, at))})" for ident, at in list(repeated.items())[:5])
+        more = f" and {len(repeated) - 5} more" if len(repeated) > 5 else ""
+        raise DatasetError(f"{csv_path}: ids must be unique; repeated: {shown}{more}")
     return Dataset(items, str(csv_path), "competition")
 
 
@@ -114,17 +193,23 @@ def read_manifest(path: Path) -> Dataset | None:
     csv_path = path / "manifest.csv" if path.is_dir() else path
     if not csv_path.is_file() or csv_path.suffix != ".csv":
         return None
-    rows = _read_csv(csv_path)
-    if not rows or not {"path", "label"} <= set(rows[0]):
+    header, rows = _read_csv_rows(csv_path)
+    if not rows or not {"path", "label"} <= set(header):
         return None
     dropped: Counter[str] = Counter()
     items = []
     for row in rows:
-        label = _label_or_drop(row["label"], dropped)
+        problem = row.problem(csv_path, ["path", "label"])
+        if problem is not None:
+            items.append(_bad_row(csv_path, row, problem))
+            continue
+        label = _label_or_drop(str(row.values["label"]), dropped)
         if label is False:
             continue
-        file = csv_path.parent / row["path"]
-        items.append(Item(file, label, row.get("speaker") or None, row.get("id") or Path(row["path"]).stem))
+        path = str(row.values["path"]).strip()
+        # id: the id column, else the path as listed (relative to the manifest's folder, suffix kept)
+        items.append(Item(csv_path.parent / path, label, row.values.get("speaker") or None,
+                          (row.values.get("id") or "").strip() or path))
     return Dataset(items, str(csv_path), "manifest", dropped)
 
 
@@ -196,7 +281,7 @@ def read_by_naming(path: Path) -> Dataset | None:
                 continue
             label = _label_or_drop(result[0], dropped)
             if label is not False:
-                items.append(Item(file, label, result[1], file.stem))
+                items.append(Item(file, label, result[1], str(file.relative_to(path))))
         return Dataset(items, str(path), corpus, dropped)
     return None
 
@@ -211,7 +296,7 @@ def read_label_folders(path: Path) -> Dataset | None:
         except ValueError:
             dropped[folder.name] += len(_audio_files(folder))
             continue
-        items += [Item(f, label, None, f.stem) for f in _audio_files(folder)]
+        items += [Item(f, label, None, str(f.relative_to(path))) for f in _audio_files(folder)]
     return Dataset(items, str(path), "label-folders", dropped) if items else None
 
 
@@ -250,8 +335,7 @@ def combine(parts: Sequence[Dataset]) -> Dataset:
     items, dropped = [], Counter()
     for part in parts:
         prefix = Path(part.source).parent.name if Path(part.source).is_file() else Path(part.source).name
-        items += [Item(i.path, i.label, f"{prefix}/{i.speaker}" if i.speaker is not None else None, i.id)
-                  for i in part.items]
+        items += [replace(i, speaker=f"{prefix}/{i.speaker}" if i.speaker is not None else None) for i in part.items]
         dropped.update(part.dropped)
     return Dataset(items, " + ".join(p.source for p in parts), "+".join(p.layout for p in parts), dropped)
 
@@ -294,6 +378,13 @@ def speaker_split(dataset: Dataset, test_fraction: float = 0.2, seed: int = 0) -
 # -- audio ----------------------------------------------------------------------------------------------
 
 
+def read_item(item: Item, sample_rate: int, *, max_seconds: float | None = DEFAULT_MAX_SECONDS) -> np.ndarray:
+    """The clip of one listed item as mono float32 at `sample_rate`; a malformed listing row is a DatasetError."""
+    if item.problem is not None:
+        raise DatasetError(item.problem)
+    return read_audio(item.path, sample_rate, max_seconds=max_seconds)[0]
+
+
 @dataclass
 class LoadedAudio:
     waveforms: list[np.ndarray]
@@ -313,21 +404,25 @@ def load_waveforms(
     if on_error not in {"fail", "skip"}:
         raise ValueError("on_error must be 'fail' or 'skip'")
 
-    def decode(item: Item) -> np.ndarray | AudioError:
+    def decode(item: Item) -> np.ndarray | EmozooError:
         try:
-            return read_audio(item.path, sample_rate, max_seconds=max_seconds)[0]
-        except AudioError as error:
+            return read_item(item, sample_rate, max_seconds=max_seconds)
+        except (AudioError, DatasetError) as error:
             return error
 
     with ThreadPoolExecutor(max_workers=threads or os.cpu_count() or 1) as pool:
         results = list(pool.map(decode, items))
     loaded = LoadedAudio([], [], [])
     for item, result in zip(items, results, strict=True):
-        if isinstance(result, AudioError):
+        if isinstance(result, EmozooError):
             if on_error == "fail":
                 raise result
             loaded.failures.append((item, str(result)))
         else:
             loaded.waveforms.append(result)
             loaded.items.append(item)
+    if items and not loaded.items:  # "skip the bad ones" with nothing left is a failure, not an empty success
+        shown = "; ".join(message for _, message in loaded.failures[:3])
+        more = f"; and {len(loaded.failures) - 3} more" if len(loaded.failures) > 3 else ""
+        raise DatasetError(f"none of the {len(items)} clips could be read: {shown}{more}")
     return loaded

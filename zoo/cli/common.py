@@ -53,6 +53,9 @@ def report_failures(failures: Sequence[tuple[Any, str]]) -> None:
         click.echo(f"  {message}", err=True)
 
 
+INTERRUPTED = 130
+
+
 def fail(error: Exception) -> None:
     click.echo(f"error: {error}", err=True)
     sys.exit(1)
@@ -64,6 +67,9 @@ class EmozooGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C: the shell's convention (128 + SIGINT), and no traceback
+            click.echo("\ninterrupted", err=True)
+            sys.exit(INTERRUPTED)
         except (EmozooError, FileNotFoundError) as error:
             fail(error)
         except ValueError as error:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,13 @@ import click
 import numpy as np
 
 from zoo.api import DEVICES
-from zoo.audio import read_audio
 from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
+from zoo.datasets import read_item
 from zoo.errors import AudioError, DatasetError, ModelFileError
 from zoo.inputs import collect_inputs
 from zoo.labels import LABELS
-from zoo.storage import atomic_write_text
+from zoo.normalize import NORMALIZE_MODES, normalization_groups, normalize_probabilities
+from zoo.storage import atomic_write_text, check_output_file
 
 FORMATS = ["table", "json", "csv", "dacon"]
 
@@ -41,16 +43,17 @@ def _is_model(text: str) -> bool:
               help="CPU threads for the model [default: every core].")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto: CUDA where usable (ONNX files and deep models), else the CPU.")
+@click.option("--normalize", type=click.Choice(NORMALIZE_MODES), default="none", show_default=True,
+              help="Normalise outputs over each speaker's clips (a manifest's speaker column) or over all the "
+                   "clips of this run (session); see docs/robustness.md for when it helps.")
 @ON_ERROR
 @MAX_DURATION
 def predict_command(arguments: tuple[str, ...], output_format: str, output: str | None, batch_size: int,
-                    threads: int | None, device: str, on_error: str, max_duration: float) -> None:
+                    threads: int | None, device: str, normalize: str, on_error: str, max_duration: float) -> None:
     """Predict the emotion of clips with MODEL (directory or .onnx; the bundled model when left out).
 
     INPUT: audio files, folders of audio, or a CSV list (the competition's test.csv, or manifest.csv).
     """
-    from zoo.api import load_for_inference
-
     if _is_model(arguments[0]):
         model_path, inputs = Path(arguments[0]), list(arguments[1:])
     else:
@@ -59,24 +62,34 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
             raise ModelFileError(f"no model given and the bundled default model is missing ({model_path})")
     if not inputs:
         raise click.UsageError("give at least one INPUT (audio file, folder or CSV)")
-    model = load_for_inference(model_path, threads=threads, device=device)
+    if output:
+        check_output_file(output)
+    # inputs and output are checked before the model is loaded: that imports the heavy libraries (seconds)
     listing = collect_inputs(inputs)
+    from zoo.api import load_for_inference
+
+    model = load_for_inference(model_path, threads=threads, device=device)
 
     waveforms, kept, failures = [], [], []
     for item in listing.items:
         try:
-            waveforms.append(read_audio(item.path, model.sample_rate, max_seconds=max_duration)[0])
+            waveforms.append(read_item(item, model.sample_rate, max_seconds=max_duration))
             kept.append(item)
-        except AudioError as error:
+        except (AudioError, DatasetError) as error:
             if on_error == "fail":
                 raise
             failures.append((item, str(error)))
     report_failures(failures)
+    if failures and not kept:
+        raise DatasetError(f"none of the {len(failures)} input(s) could be read; nothing to predict")
     probabilities = (
         np.concatenate([model.predict_proba(waveforms[i : i + batch_size])
                         for i in range(0, len(waveforms), batch_size)])
         if waveforms else np.zeros((0, len(LABELS)))
     )
+    if normalize != "none" and len(kept):
+        groups = normalization_groups(normalize, [getattr(item, "speaker", None) for item in kept], " ".join(inputs))
+        probabilities = normalize_probabilities(probabilities, groups)
     rows = [_row(item, p) for item, p in zip(kept, probabilities, strict=True)]
     text = _render(rows, output_format, listing.submission_order, failures)
     if output:
@@ -112,6 +125,11 @@ def _render(rows: list[dict[str, Any]], output_format: str, order: list[str] | N
                 f"a DACON submission needs a label for every clip; {len(failures)} could not be read: "
                 + "; ".join(message for _, message in failures)
             )
+        repeated = sorted(i for i, n in Counter(row["id"] for row in rows).items() if n > 1)
+        if repeated:
+            more = f" and {len(repeated) - 10} more" if len(repeated) > 10 else ""
+            raise DatasetError("a DACON submission needs one row per id; these ids name several clips: "
+                               f"{', '.join(repeated[:10])}{more}")
         by_id = {row["id"]: row["label_id"] for row in rows}
         ids = order if order is not None else [row["id"] for row in rows]
         missing = [i for i in ids if i not in by_id]
