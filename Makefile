@@ -29,4 +29,4 @@ LEADERBOARD_FLAGS ?= --threads 1
 leaderboard: setup
 	$(BIN)/emozoo bench $(LEADERBOARD_MODELS) --data $(DATA)/emodb --data $(DATA)/ravdess $(LEADERBOARD_PARAMS) $(LEADERBOARD_FLAGS) \
 		--runtime native,onnx,int8 --device cpu,cuda --out leaderboard/results.json --work-dir build/leaderboard-models
-	$(BIN)/emozoo leaderboard leaderboard/results.json -o leaderboard --markdown LEADERBOARD.md
+	$(BIN)/emozoo leaderboard leaderboard/results.json -o leaderboard --markdown LEADERBOARD.md --command "make leaderboard"

@@ -119,6 +119,8 @@ def fmt(value: float | None, digits: int = 3) -> str:
 
 
 def print_summary(results: BenchResults) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
 
@@ -128,4 +130,5 @@ def print_summary(results: BenchResults) -> None:
         table.add_row(row.model, row.runtime, row.device, fmt(row.metric("uar")), fmt(row.metric("accuracy")),
                       fmt(row.metric("p50"), 2), fmt(row.metric("p99"), 2), fmt(row.metric("clips_per_second"), 1),
                       fmt(row.metric("real_time_factor"), 4))
-    Console(stderr=True).print(table)
+    # off a terminal (a log, a pipe) rich would cut the table to 80 columns: let it be as wide as it is
+    Console(stderr=True, width=None if sys.stderr.isatty() else 1000).print(table)

@@ -111,3 +111,17 @@ def test_arrays_are_checked_too() -> None:
         check_waveform(np.array([0.1, np.nan] * 2000, dtype=np.float32), 16_000, "clip.npy")
     with pytest.raises(AudioError, match="sample rate 10 "):
         check_waveform(tone(1.0), 10)
+
+
+def test_float_samples_far_outside_minus_one_to_one(tmp_path: Path) -> None:
+    """Integer PCM values stored as float (a peak of 476): refused for files, uploads and arrays alike."""
+    from zoo.audio import decode_bytes
+
+    samples = tone(1.0) * (476 / 0.3)
+    path = write(tmp_path / "pcm-as-float.wav", samples, subtype="FLOAT")
+    expect_error(path, "samples reach 476; float audio must lie within about -1..1 (at most 16)")
+    with pytest.raises(AudioError, match="upload.wav: samples reach 476"):
+        decode_bytes(path.read_bytes(), "upload.wav")
+    with pytest.raises(AudioError, match="clip: samples reach 476"):
+        check_waveform(samples, 16_000, "clip")
+    assert read_audio(write(tmp_path / "loud.wav", tone(1.0) * 10, subtype="FLOAT"), 16_000)[0].max() > 2.9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -99,3 +100,166 @@ def test_train_reports_on_the_first_process_of_a_multi_process_launch_only(dacon
                                 env={**os.environ, "RANK": rank, "WORLD_SIZE": "2"})
         assert result.returncode == 0, result.stderr
         assert ('"saved"' in result.stdout) is expect_report, result.stdout
+
+
+# -- issue 18: bad listings, long and out-of-range audio, interrupts, progress ------------------------------------
+def bad_listing(dacon_dir: Path, folder: Path) -> Path:
+    """A test.csv with a row lacking its path, a blank path and an unclosed quote among good rows."""
+    test = dacon_dir / "test"
+    listing = folder / "test.csv"
+    listing.write_text(
+        "id,path\n"
+        f"TEST_0000,{test / 'TEST_0000.wav'}\n"
+        "TEST_0001\n"
+        "TEST_0002,\n"
+        f"TEST_0003,{test / 'TEST_0003.wav'}\n"
+        f'TEST_0004,"{test / "TEST_0004.wav"}\n'
+        f"TEST_0005,{test / 'TEST_0005.wav'}\n"
+    )
+    return listing
+
+
+def test_malformed_csv_rows_are_one_clear_line_in_every_command(dacon_dir: Path, tmp_path: Path) -> None:
+    from zoo.bundled import default_model_path
+
+    listing = bad_listing(dacon_dir, tmp_path)
+    first_problem = f"error: {listing}: line 3 (id TEST_0001): no path value (the row has 1 of the 2 fields)"
+    for command in (["predict", listing], ["evaluate", default_model_path(), "--data", listing],
+                    ["train", "librosa-logreg", "--data", listing, "--out", tmp_path / "model"]):
+        result = emozoo(*command, check=False)
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.strip().splitlines()[-1] == first_problem, result.stderr
+        assert "Traceback" not in result.stderr
+
+    skipped = emozoo("predict", listing, "--on-error", "skip", "--format", "json")
+    assert [row["id"] for row in json.loads(skipped.stdout)] == ["TEST_0000", "TEST_0003"]
+    assert "skipped 3 bad" in skipped.stderr
+    assert f"{listing}: line 4 (id TEST_0002): the path column is blank" in skipped.stderr
+    assert f"{listing}: line 6 (id TEST_0004): malformed quoting" in skipped.stderr
+
+
+def test_repeated_ids_in_a_competition_test_csv_are_an_error(dacon_dir: Path, tmp_path: Path) -> None:
+    rows = [f"TEST_{i:04d},{dacon_dir / 'test' / f'TEST_{i:04d}.wav'}" for i in range(3)]
+    rows.append(f"TEST_0002,{dacon_dir / 'test' / 'TEST_0007.wav'}")
+    (tmp_path / "test.csv").write_text("id,path\n" + "\n".join(rows) + "\n")
+    (tmp_path / "sample_submission.csv").write_text("id,label\nTEST_0000,0\nTEST_0001,0\nTEST_0002,0\n")
+    result = emozoo("predict", tmp_path / "test.csv", "--format", "dacon", "-o", tmp_path / "sub.csv", check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "repeated: TEST_0002 (lines 4, 5)" in result.stderr
+    assert not (tmp_path / "sub.csv").exists()
+
+
+def test_onnx_models_honour_max_duration_above_600_seconds(ravdess_dir: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import soundfile as sf
+
+    rows = list(csv.DictReader((ravdess_dir / "manifest.csv").open()))
+    pieces, total = [], 0
+    for row in rows:
+        samples, rate = sf.read(ravdess_dir / row["path"], dtype="float32")
+        pieces.append(samples)
+        total += samples.size
+        if total > 610 * rate:
+            break
+    long_clip = tmp_path / "long.wav"
+    sf.write(long_clip, np.concatenate(pieces)[: 610 * rate], rate, subtype="PCM_16")
+
+    refused = emozoo("predict", long_clip, check=False)  # the default limit: 600 s
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (f"error: {long_clip}: is 610 s long, over the 600 s limit "
+                                      "(raise it with --max-duration)")
+    allowed = emozoo("predict", long_clip, "--max-duration", "700", "--format", "json")
+    assert json.loads(allowed.stdout)[0]["id"] == "long.wav"
+
+
+def test_float_audio_far_outside_minus_one_to_one_is_refused_naming_the_file(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from zoo.bundled import demo_clips_dir
+
+    samples, rate = sf.read(demo_clips_dir() / "angry.flac", dtype="float32")
+    loud = tmp_path / "int16-as-float.wav"
+    sf.write(loud, samples * (476 / abs(samples).max()), rate, subtype="FLOAT")
+    shutil.copy(demo_clips_dir() / "sad.flac", tmp_path / "sad.flac")
+    refused = emozoo("predict", loud, check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().startswith(f"error: {loud}: samples reach 476; float audio must lie within")
+    skipped = emozoo("predict", tmp_path, "--on-error", "skip", "--format", "json")
+    assert [row["id"] for row in json.loads(skipped.stdout)] == ["sad.flac"]
+    assert f"{loud}: samples reach 476" in skipped.stderr
+
+
+def test_skipping_every_input_exits_non_zero_with_the_report(tmp_path: Path) -> None:
+    (tmp_path / "a.wav").write_bytes(b"not audio")
+    (tmp_path / "b.wav").write_bytes(b"")
+    result = emozoo("predict", tmp_path, "--on-error", "skip", "--format", "csv", check=False)
+    assert result.returncode == 1 and result.stdout == ""
+    assert "skipped 2 bad file(s)" in result.stderr and "a.wav" in result.stderr and "b.wav" in result.stderr
+    assert "none of the 2 input(s) could be read" in result.stderr
+
+
+def test_ids_are_the_same_for_a_file_and_for_the_folder_holding_it() -> None:
+    from zoo.bundled import demo_clips_dir
+
+    alone = json.loads(emozoo("predict", demo_clips_dir() / "angry.flac", "--format", "json").stdout)
+    listed = json.loads(emozoo("predict", demo_clips_dir(), "--format", "json").stdout)
+    assert alone[0]["id"] == "angry.flac"
+    assert sorted(row["id"] for row in listed) == sorted(f"{label}.flac" for label in
+                                                        ("angry", "fear", "sad", "disgust", "neutral", "happy"))
+
+
+def test_missing_input_is_reported_before_the_model_loads(dacon_model: Path, tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from zoo.cli.main import cli\n"
+        f"result = CliRunner().invoke(cli, ['predict', {str(dacon_model)!r}, {str(tmp_path / 'nope.wav')!r}])\n"
+        "print(result.exit_code, result.output.strip())\n"
+        "print(sorted(m for m in ('torch', 'librosa', 'sklearn', 'transformers') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    outcome, heavy = result.stdout.strip().splitlines()
+    assert outcome == f"1 error: {tmp_path / 'nope.wav'}: no such file or folder"
+    assert heavy == "[]"
+
+
+def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "EMOZOO_CACHE_DIR": str(tmp_path / "cache")}  # nothing cached: training takes a while
+    process = subprocess.Popen(
+        [sys.executable, "-m", "zoo.cli", "train", "librosa-svc", "--data", str(emodb_dir), "--out",
+         str(tmp_path / "model")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        start_new_session=True,
+    )
+    assert process.stderr is not None
+    first = process.stderr.readline()  # "data: ..." once the command runs
+    assert first.startswith("data:"), first
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    _, rest = process.communicate(timeout=120)
+    assert process.returncode == 130, rest
+    assert rest.strip() == "interrupted" and "Traceback" not in rest
+
+
+def test_cv_sweep_shows_progress_in_a_log(emodb_dir: Path, tmp_path: Path) -> None:
+    rows = list(csv.DictReader((emodb_dir / "manifest.csv").open()))
+    chosen: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        if len(chosen.setdefault(row["speaker"], [])) < 4:
+            chosen[row["speaker"]].append(row)
+    manifest = tmp_path / "manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "speaker"])
+        writer.writerows([emodb_dir / r["path"], r["label"], r["speaker"]] for group in chosen.values() for r in group)
+    env = {k: v for k, v in os.environ.items() if k != "EMOZOO_QUIET"} | {"EMOZOO_CACHE_DIR": str(tmp_path / "c")}
+    result = subprocess.run([sys.executable, "-m", "zoo.cli", "cv", "librosa-logreg", "--data", str(manifest),
+                             "--folds", "2", "--sweep", "C=0.1,1"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert re.search(r"^features \(\w+\): 20/20 \(100%", result.stderr, re.MULTILINE), lines  # a pipe, not a terminal
+    for run in ("cv librosa-logreg:", "cv librosa-logreg C=1:"):  # C=0.1 is the default, so not named
+        assert [line for line in lines if line.startswith(f"{run} fold ")][-1].startswith(f"{run} fold 2/2 done")

@@ -272,7 +272,7 @@ def test_raw_body_errors(client: httpx.Client, samples: np.ndarray) -> None:
     for rate in (0, -16_000, 5, 10**9):
         expect_error(raw(client, samples, sample_rate=rate), 422, f"sample rate {rate}")
     expect_error(raw(client, samples, sample_rate="fast"), 422, "sample_rate", "integer")
-    expect_error(raw(client, samples * 32767, sample_rate=RATE), 422, "integer PCM values sent as float")
+    expect_error(raw(client, samples * 32767, sample_rate=RATE), 422, "were integer PCM values stored or sent as float")
 
 
 def test_unknown_model_content_type_and_method(client: httpx.Client, samples: np.ndarray) -> None:
@@ -391,3 +391,43 @@ def test_a_failing_model_is_a_json_500_and_the_server_stays_up(models: dict[str,
         body = expect_error(upload(session, encode(samples)), 500, "bug in the model", "'failing'")
         assert body["error"] == "model_error"
         assert upload(session, encode(samples), model="tiny").status_code == 200  # same keep-alive connection
+
+
+# -- issue 18 ------------------------------------------------------------------------------------------------
+def test_float_audio_far_outside_minus_one_to_one_gets_the_cli_s_answer(client: httpx.Client, samples: np.ndarray,
+                                                                      tmp_path: Path) -> None:
+    """One rule for `emozoo predict` and the server: the same file, the same problem, named the same way."""
+    from zoo.errors import AudioError
+
+    loud = samples * (476 / float(np.abs(samples).max()))
+    path = tmp_path / "loud.wav"
+    path.write_bytes(encode(loud, subtype="FLOAT"))
+    with pytest.raises(AudioError) as caught:
+        read_audio(path, RATE)
+    body = expect_error(upload(client, path.read_bytes(), name="loud.wav"), 422, "samples reach 476")
+    assert body["detail"] == f"uploaded file 'loud.wav': {caught.value.problem}"
+
+
+def test_docs_page_loads_nothing_from_the_internet(client: httpx.Client) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        response = client.get(page)
+        assert response.status_code == 200 and "text/html" in response.headers["content-type"]
+        assert "https://" not in response.text and "http://" not in response.text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert assets and all(url.startswith("/docs-assets/") for url in assets), assets
+        for url in assets:
+            assert client.get(url).status_code == 200, url
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_without_a_package_shipping_swagger_ui_docs_are_left_out(models: dict[str, Any], monkeypatch) -> None:  # noqa: ANN001
+    from zoo.serve import app as app_module
+
+    monkeypatch.setattr(app_module, "swagger_assets", lambda: None)
+    app = app_module.create_app(models, SETTINGS)
+    assert app.state.docs.startswith("no /docs") and "/openapi.json" in app.state.docs
+    with live_server(models, SETTINGS) as url:
+        assert httpx.get(f"{url}/docs").status_code == 404
+        assert httpx.get(f"{url}/openapi.json").status_code == 200

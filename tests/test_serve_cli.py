@@ -67,6 +67,7 @@ def test_two_workers_serve_and_stop_cleanly(served: Path, emodb_dir: Path) -> No
         _, stderr = process.communicate(timeout=30)
     assert process.returncode == 0, stderr
     assert "serving emo on http://127.0.0.1" in stderr and "Traceback" not in stderr
+    assert "API docs at /docs" in stderr  # served from a local copy of Swagger UI, not a CDN
 
 
 def test_bad_model_and_bad_options_are_one_clear_line(model_dir: Path, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ MIN_SECONDS = 0.05
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 SILENCE_PEAK = 1e-4  # about -80 dBFS: below this nothing a model says would mean anything
+MAX_PEAK = 16.0  # +24 dBFS: float audio lives in -1..1; far beyond is integer PCM stored or sent as float, or noise
 MAX_CHANNELS = 64
 
 
@@ -66,6 +67,12 @@ def check_waveform(
     peak = float(np.abs(array).max())
     if peak < SILENCE_PEAK:
         raise AudioError(source, f"is silent (peak amplitude {peak:.1e})")
+    if peak > MAX_PEAK:  # one rule for files, uploads and arrays: no model was trained on such amplitudes
+        raise AudioError(
+            source,
+            f"samples reach {peak:.3g}; float audio must lie within about -1..1 (at most {MAX_PEAK:g}): "
+            "were integer PCM values stored or sent as float?",
+        )
     return array
 
 

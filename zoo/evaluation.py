@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import numpy as np
 from zoo.datasets import Dataset, LoadedAudio, speaker_kfold
 from zoo.metrics import scores
 from zoo.model import fit_with_speakers
+from zoo.progress import note
 
 
 @dataclass
@@ -33,6 +35,13 @@ class CrossValidationResult:
             **{f"{k}_std": float(np.std(v)) for k, v in per_fold.items()},
             "seconds": round(self.seconds, 1),
         }
+
+
+def _run_name(model: Any) -> str:
+    """The model's name and the parameters it was given other than their defaults."""
+    defaults = {name: p.default for name, p in inspect.signature(type(model).__init__).parameters.items()}
+    changed = [f"{key}={value}" for key, value in model.get_params().items() if defaults.get(key) != value]
+    return " ".join([model.name, *changed])
 
 
 def cross_validate(
@@ -58,6 +67,8 @@ def cross_validate(
         fold = scores(labels[test], predictions[test])
         fold["test_speakers"] = sorted({kept.items[i].speaker for i in test})
         folds.append(fold)
+        note(f"cv {_run_name(model)}: fold {number + 1}/{n_folds} done, accuracy {fold['accuracy']:.3f} "
+             f"({time.perf_counter() - started:.0f} s so far)")  # a long sweep shows life in a log too
         if on_fold:
             on_fold(number, fold)
     return CrossValidationResult(

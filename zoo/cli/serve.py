@@ -98,7 +98,8 @@ def serve_command(
     """Serve MODELs (.onnx files or saved model directories; NAME=PATH names one) over HTTP.
 
     With no MODEL, serves the bundled default model. Endpoints: POST /v1/predict, GET /v1/models,
-    GET /healthz, and the OpenAPI schema at /openapi.json (browsable at /docs).
+    GET /healthz, and the OpenAPI schema at /openapi.json (browsable at /docs where a package ships Swagger UI:
+    the serve extra's fastapi-offline; never loaded from a CDN).
     """
     try:
         import fastapi  # noqa: F401
@@ -148,7 +149,7 @@ def serve_command(
     app = create_app(loaded, settings)
     click.echo(
         f"serving {', '.join(loaded)} on http://{host}:{port} ({workers} worker(s), "
-        f"{settings.max_concurrency} inference thread(s) each)",
+        f"{settings.max_concurrency} inference thread(s) each; {app.state.docs})",
         err=True,
     )
     run = {

@@ -1,5 +1,5 @@
-"""The FastAPI application: POST /v1/predict and /v1/timeline, GET /v1/models, GET /healthz (and
-/openapi.json, /docs)."""
+"""The FastAPI application: POST /v1/predict and /v1/timeline, GET /v1/models, GET /healthz (and /openapi.json,
+/docs, /redoc)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from fastapi import FastAPI, Query, Request
 
 from zoo.errors import AudioError, EmozooError
 from zoo.labels import LABELS
+from zoo.serve.docs import install_docs, swagger_assets
 from zoo.serve.errors import ApiError, CatchAllMiddleware, ErrorResponse, install_error_handlers, log
 from zoo.serve.inference import decode_file, decode_raw, score
 from zoo.serve.limits import BodyLimitMiddleware, InferencePool
@@ -83,8 +84,11 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         version=__version__,
         lifespan=lifespan,
         description="Speech emotion recognition: send audio, get one of " + ", ".join(LABELS) + ".",
+        docs_url=None,  # FastAPI's pages load their scripts from a CDN: install_docs serves local copies
+        redoc_url=None,
     )
     app.state.settings, app.state.models, app.state.pool = settings, served, pool
+    app.state.docs = install_docs(app, swagger_assets())
     install_error_handlers(app)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_upload_bytes)

@@ -23,25 +23,14 @@ from zoo.serve.settings import ServeSettings
 from zoo.timeline import score_pieces
 
 FLOAT32_BYTES = 4
-MAX_PEAK = 16.0  # +24 dBFS: float audio lives in -1..1; far beyond is int16-scale data sent as float, or noise
-
-
-def check_peak(waveform: np.ndarray, source: str) -> np.ndarray:
-    """Refuse amplitudes no model was trained on (features overflow long before float32 does)."""
-    peak = float(np.abs(waveform).max())
-    if peak > MAX_PEAK:
-        raise AudioError(
-            source,
-            f"samples reach {peak:.3g}; float audio must lie within about -1..1 "
-            f"(at most {MAX_PEAK:g}): were integer PCM values sent as float?",
-        )
-    return waveform
 
 
 def decode_file(data: bytes, source: str, served: ServedModel, settings: ServeSettings) -> tuple[np.ndarray, int]:
-    """An uploaded audio file -> (mono float32 at the model's rate, the file's own rate)."""
+    """An uploaded audio file -> (mono float32 at the model's rate, the file's own rate).
+
+    Decoded and checked (amplitude included) exactly as `emozoo predict` reads a file: `zoo.audio`."""
     waveform, rate = decode_bytes(data, source, None, max_seconds=settings.max_duration)
-    return resample(check_peak(waveform, source), rate, served.sample_rate), rate
+    return resample(waveform, rate, served.sample_rate), rate
 
 
 def decode_raw(
@@ -60,9 +49,7 @@ def decode_raw(
         raise AudioTooLongError(
             source, f"is {count / sample_rate:.0f} s long, over the {settings.max_duration:.0f} s limit"
         )
-    samples = check_peak(
-        check_waveform(np.frombuffer(data, dtype="<f4"), sample_rate, source, max_seconds=settings.max_duration), source
-    )
+    samples = check_waveform(np.frombuffer(data, dtype="<f4"), sample_rate, source, max_seconds=settings.max_duration)
     return resample(samples, sample_rate, served.sample_rate), sample_rate
 
 
