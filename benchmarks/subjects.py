@@ -3,7 +3,6 @@ exported .onnx file (evaluated only), together with the speaker-held-out split i
 
 from __future__ import annotations
 
-import inspect
 import re
 import time
 from dataclasses import dataclass, field
@@ -83,7 +82,7 @@ def _label(name: str, file_name: str) -> str:
 def prepare(spec: str, split: Split, params: dict[str, Any], work_dir: Path) -> Subject:
     """Load `spec` (a .onnx file or a model directory) or train the plugin it names on the training speakers."""
     from zoo.api import load
-    from zoo.model import check_save_target
+    from zoo.model import check_save_target, fit_with_speakers
     from zoo.registry import create_model
 
     target = Path(spec)
@@ -108,10 +107,8 @@ def prepare(spec: str, split: Split, params: dict[str, Any], work_dir: Path) -> 
     audio = split.audio("train", model.sample_rate)
     labels = np.array([item.label for item in audio.items], dtype=np.int64)
     started = time.perf_counter()
-    if "groups" in inspect.signature(model.fit).parameters:
-        model.fit(audio.waveforms, labels, groups=[item.speaker for item in audio.items])
-    else:
-        model.fit(audio.waveforms, labels)
+    fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items],
+                      [item.corpus for item in audio.items])
     seconds = round(time.perf_counter() - started, 2)
     model.metrics_ = {"training_seconds": seconds, "training_clips": len(labels)}
     saved = model.save(work_dir / safe_name(label))

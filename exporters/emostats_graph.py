@@ -18,10 +18,11 @@ from exporters.masked import (
     masked_mean_std,
     masked_percentiles,
     masked_waveform,
+    normalised_level,
     row_mask,
 )
 from exporters.spectral import power_spectrum
-from plugins.classic.features import EmoStatsConfig, emostats_constants
+from plugins.classic.features import LEVEL_FLOOR, EmoStatsConfig, emostats_constants
 
 
 def padded_frame_count(g: GraphBuilder, signal: str, n_fft: int, hop: int) -> tuple[str, str]:
@@ -50,7 +51,10 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     floor = g.scalar(config.floor)
     log10_scale = g.scalar(10.0 / np.log(10.0))
 
-    signal, n_frames = padded_frame_count(g, masked_waveform(g, waveform, lengths), config.n_fft, config.hop_length)
+    signal = masked_waveform(g, waveform, lengths)
+    if config.level_normalise:
+        signal = normalised_level(g, signal, lengths, LEVEL_FLOOR)
+    signal, n_frames = padded_frame_count(g, signal, config.n_fft, config.hop_length)
     power, layout = power_spectrum(g, signal, n_frames, config.n_fft, config.hop_length, constants["window"])
     valid = row_mask(g, emostats_frame_counts(g, lengths, config), n_frames)  # [B, F] bool
 
@@ -58,10 +62,11 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     # from there on. The autocorrelation is a float64 product, as natively: its argmax over lags picks the
     # pitch, and the lags of one period and of two are often within float32 rounding of each other
     frequencies = constants["frequencies_khz"]
-    projection = np.column_stack([constants["mel"].T, frequencies, frequencies**2, np.ones(n_bins)])
+    projection = np.column_stack([constants["mel"].T, frequencies, frequencies**2, np.ones(n_bins),
+                                  constants["alpha_bands"]])
     projected = g.cast(g.op("MatMul", power, g.const(layout.bin_rows(projection), np.float32, "projection")), DOUBLE)
-    mel_energy, first_moment, second_moment, power_sum = g.op(
-        "Split", projected, g.i64(n_mels, 1, 1, 1), axis=2, outputs=4
+    mel_energy, first_moment, second_moment, power_sum, alpha_bands = g.op(
+        "Split", projected, g.i64(n_mels, 1, 1, 1, 2), axis=2, outputs=5
     )
     autocorr = g.op("MatMul", g.cast(power, DOUBLE), g.const(layout.bin_rows(constants["autocorr"]), np.float64,
                                                              "autocorr"))
@@ -136,8 +141,65 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
             (g.op("Squeeze", flatness, g.i64(2)), speech),
         )
     ]
+    extras = []
+    if config.voice_quality:
+        extras.append(_voice_quality(g, power, layout, alpha_bands, log_pitch, energy, voicing, speech, voiced,
+                                     constants, config))
     return g.op("Concat", frame_mean, frame_std, delta_std, mel_mean, mel_std, *scalars, segments, *percentiles,
-                axis=1)
+                *extras, axis=1)
+
+
+def _pairs(g: GraphBuilder, values: str) -> tuple[str, str]:
+    """Frames 1.. and frames ..-1 of [B, F(, ...)] along axis 1."""
+    end = np.iinfo(np.int64).max
+    return (g.op("Slice", values, g.i64(1), g.i64(end), g.i64(1)), g.op("Slice", values, g.i64(0), g.i64(-1), g.i64(1)))
+
+
+def _masked_mean(g: GraphBuilder, values: str, mask: str) -> str:
+    """Mean over axis 1 of [B, F] for the masked frames: [B, 1] (0 when none)."""
+    mean, _ = masked_mean_std(g, g.op("Unsqueeze", values, g.i64(2)), mask)
+    return mean
+
+
+def _voice_quality(g: GraphBuilder, power: str, layout, alpha_bands: str, log_pitch: str, energy: str,
+                   voicing: str, speech: str, voiced: str, constants: dict, config: EmoStatsConfig) -> str:
+    """`plugins.classic.features._voice_quality` for every row: [B, 9] float64."""
+    floor = g.scalar(config.floor)
+    log10_scale = g.scalar(10.0 / np.log(10.0))
+
+    def decibel_ratio(numerator: str, denominator: str) -> str:
+        ratio = g.op("Div", g.op("Add", numerator, floor), g.op("Add", denominator, floor))
+        return g.op("Mul", g.op("Log", ratio), log10_scale)
+
+    low, high = g.op("Split", alpha_bands, g.i64(1, 1), axis=2, outputs=2)
+    alpha = g.op("Squeeze", decibel_ratio(low, high), g.i64(2))  # [B, F]
+    peaks = []
+    for k in range(2):
+        band = layout.bin_rows(constants["hammarberg_bands"][:, k:k + 1])[:, 0]
+        masked = g.op("Mul", power, g.const(band, np.float32, "hammarberg_band"))
+        peaks.append(g.cast(g.reduce("ReduceMax", masked, [2]), DOUBLE))
+    hammarberg = decibel_ratio(*peaks)  # [B, F]
+
+    semitones = g.op("Mul", log_pitch, g.scalar(12.0))
+    voiced_later, voiced_earlier = _pairs(g, voiced)
+    voiced_pairs = g.op("And", voiced_later, voiced_earlier)
+    later, earlier = _pairs(g, semitones)
+    steps = g.op("Abs", g.op("Sub", later, earlier))
+    smooth = g.op("And", voiced_pairs, g.op("Less", steps, g.scalar(config.jitter_max_semitones)))
+    jitter = _masked_mean(g, steps, smooth)
+    energy_later, energy_earlier = _pairs(g, energy)
+    shimmer = _masked_mean(g, g.op("Abs", g.op("Sub", energy_later, energy_earlier)), voiced_pairs)
+    clipped = g.op("Min", g.op("Max", g.op("Squeeze", voicing, g.i64(2)), g.scalar(1e-3)), g.scalar(0.999))
+    hnr = g.op("Mul", g.op("Log", g.op("Div", clipped, g.op("Sub", g.scalar(1.0), clipped))), log10_scale)
+    stats = [jitter, shimmer]
+    for values in (hnr, alpha, hammarberg):
+        mean, std = masked_mean_std(g, g.op("Unsqueeze", values, g.i64(2)), voiced)
+        stats += [mean, std]
+    onsets = g.op("And", voiced_later, g.op("Not", voiced_earlier))
+    onset_count = g.reduce("ReduceSum", g.cast(onsets, DOUBLE), [1], keepdims=1)
+    speech_count = g.op("Max", g.reduce("ReduceSum", g.cast(speech, DOUBLE), [1], keepdims=1), g.scalar(1.0))
+    stats.append(g.op("Div", onset_count, speech_count))
+    return g.op("Concat", *stats, axis=1)
 
 
 def _segment_means(g: GraphBuilder, contour: str, speech: str, n_frames: str, config: EmoStatsConfig) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from exporters.graph import DOUBLE, INT64, GraphBuilder
+from exporters.graph import DOUBLE, FLOAT, INT64, GraphBuilder
 
 
 def masked_waveform(g: GraphBuilder, waveform: str, lengths: str) -> str:
@@ -20,6 +20,18 @@ def masked_waveform(g: GraphBuilder, waveform: str, lengths: str) -> str:
     positions = g.op("Range", g.scalar(0, np.int64), n_samples, g.scalar(1, np.int64))
     valid = g.op("Less", g.op("Unsqueeze", positions, g.i64(0)), g.op("Unsqueeze", lengths, g.i64(1)))
     return g.op("Where", valid, waveform, g.scalar(0.0, np.float32))
+
+
+def normalised_level(g: GraphBuilder, signal: str, lengths: str, floor: float) -> str:
+    """Each row of a masked [batch, samples] float32 signal divided by its RMS over its own length, as
+    `plugins.classic.features.normalise_level`: float64 mean of squares, the reciprocal rounded to float32.
+    Rows whose RMS is below `floor` (digital silence) are left as they are."""
+    wide = g.cast(signal, DOUBLE)
+    count = g.op("Max", g.cast(g.op("Unsqueeze", lengths, g.i64(1)), DOUBLE), g.scalar(1.0))  # [B, 1]
+    rms = g.op("Sqrt", g.op("Div", g.reduce("ReduceSum", g.op("Mul", wide, wide), [1], keepdims=1), count))
+    scale = g.op("Where", g.op("Less", rms, g.scalar(floor)), g.scalar(1.0),
+                 g.op("Div", g.scalar(1.0), g.op("Max", rms, g.scalar(floor))))
+    return g.op("Mul", signal, g.cast(scale, FLOAT))
 
 
 def row_mask(g: GraphBuilder, counts: str, n_frames: str) -> str:

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from exporters.graph import DOUBLE, FLOAT, INT64, GraphBuilder
-from exporters.masked import masked_waveform, row_mask
+from exporters.masked import masked_waveform, normalised_level, row_mask
 from exporters.spectral import power_spectrum
-from plugins.classic.features import SEED_DELTA_WIDTH, SEED_HOP, SEED_MIN_SAMPLES, SeedConfig
+from plugins.classic.features import LEVEL_FLOOR, SEED_DELTA_WIDTH, SEED_HOP, SEED_MIN_SAMPLES, SeedConfig
 
 N_FFT = 2048
 HOP = SEED_HOP
@@ -43,6 +43,8 @@ def seed_feature_count(config: SeedConfig) -> int:
 def build_seed_graph(g: GraphBuilder, waveform: str, lengths: str, config: SeedConfig) -> str:
     """Add the feature nodes; return the name of the [batch, n_features] float64 feature tensor."""
     signal = masked_waveform(g, waveform, lengths)
+    if config.level_normalise:
+        signal = normalised_level(g, signal, lengths, LEVEL_FLOOR)
     # clips shorter than the deltas' 9 frames are zero-padded to that, as natively (SEED_MIN_SAMPLES)
     shortfall = g.op("Max", g.op("Sub", g.i64(SEED_MIN_SAMPLES), g.dim(signal, 1)), g.i64(0))
     signal = g.op("Pad", signal, g.op("Concat", g.i64(0, 0, 0), shortfall, axis=0))

@@ -72,7 +72,7 @@ def test_saved_model_predicts_the_same_in_a_fresh_process(tmp_path: Path, ravdes
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["plugin"] == "librosa-svc" and manifest["sample_rate"] == 16_000
     assert manifest["training_data"]["fingerprint"].startswith("sha256:")
-    assert manifest["feature_config"]["name"] == "emostats"
+    assert manifest["feature_config"]["name"] == "emorobust"
     assert "scikit-learn" in manifest["library_versions"]
 
     clips = ravdess_split["test"][0][:12]

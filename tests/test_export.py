@@ -59,13 +59,16 @@ def test_export_validates_on_held_out_speech(exported: dict, speech: dict) -> No
     validation = report.validation
     assert validation.passed and validation.clips == HELD_OUT_CLIPS
     assert {p.batch_size for p in validation.passes} == {1, 7, 32}
-    assert validation.agreement >= 0.995 and validation.max_abs_diff <= 1e-3
+    # an SVC head gets 0.05 (one-vs-one votes flip on float32 rounding: docs/export.md), every other 1e-3
+    assert validation.max_allowed_diff == 0.05
+    assert validation.agreement >= 0.995 and validation.max_abs_diff <= validation.max_allowed_diff
     # independently of the report: the file, run as users run it, against the native model
     onnx_model = OnnxEmotionModel(exported["path"], threads=1)
     waveforms, labels = speech["test"]
     native = exported["model"].predict_proba(waveforms)
     onnx_probabilities = onnx_model.predict_proba(waveforms)
-    assert np.abs(onnx_probabilities - native).max() <= 1e-3
+    assert np.abs(onnx_probabilities - native).max() <= 0.05
+    assert np.median(np.abs(onnx_probabilities - native).max(axis=1)) <= 1e-5  # a flip is rare, not the rule
     assert (onnx_model.predict(waveforms) == native.argmax(axis=1)).mean() >= 0.995
     assert report.as_dict()["validation"]["passed"] is True
 
@@ -103,7 +106,7 @@ def test_metadata_describes_the_model(exported: dict) -> None:
     assert metadata["sample_rate"] == 16_000
     assert metadata["plugin"] == "librosa-svc" and metadata["family"] == "classic"
     assert metadata["params"]["C"] == model.C
-    assert metadata["feature_config"]["name"] == "emostats"
+    assert metadata["feature_config"]["name"] == "emorobust"
     assert metadata["emozoo_version"] == zoo.__version__
     assert metadata["training_data_fingerprint"] == model.training_data_["fingerprint"]
     assert metadata["training_data_fingerprint"].startswith("sha256:")
@@ -211,8 +214,12 @@ def test_seed_feature_graph_matches_librosa(speech: dict) -> None:
         batch[row, : clip.size] = clip
     lengths = np.array([c.size for c in clips], dtype=np.int64)
     features = session.run(None, {"waveform": batch, "lengths": lengths})[0]
-    pitch, rest = slice(0, 1000), slice(1000, None)
-    np.testing.assert_allclose(features[:, rest], native[:, rest], rtol=1e-3, atol=1e-3)  # energy, tempo, MFCCs
+    pitch, energy, tempo, rest = slice(0, 1000), 1000, 1001, slice(1002, None)
+    np.testing.assert_allclose(features[:, rest], native[:, rest], rtol=1e-3, atol=1e-3)  # MFCCs and deltas
+    np.testing.assert_allclose(features[:, energy], native[:, energy], rtol=1e-3)
+    # tempo is an argmax over a 9-frame onset envelope for the 60 ms clip: a float32 near-tie there may pick a
+    # neighbouring tempo (seen after level normalisation: 123.0 vs 117.5 BPM); real clips must agree
+    np.testing.assert_allclose(features[:3, tempo], native[:3, tempo], rtol=1e-3)
     # yin: the same period in (almost) every frame; a near-tie between troughs may pick another one
     close = np.isclose(features[:, pitch], native[:, pitch], rtol=1e-3)
     assert close.mean() >= 0.99, f"{(~close).sum()} of {close.size} pitch values differ"

@@ -34,6 +34,7 @@ class Item:
     speaker: str | None = None
     id: str = ""  # as listed in the CSV, else the path relative to the folder given, suffix kept
     problem: str | None = None  # set on a malformed listing row: why it cannot be read (file, line and id)
+    corpus: str | None = None  # the dataset it came from (its folder name): for corpus-balanced training
 
 
 @dataclass
@@ -321,11 +322,19 @@ def load(path: str | os.PathLike[str]) -> Dataset:
         if dataset is not None:
             if not dataset.items:
                 raise DatasetError(f"{target}: recognised as {dataset.layout} but holds no usable clips")
+            name = corpus_name(dataset.source)
+            dataset.items = [i if i.corpus else replace(i, corpus=name) for i in dataset.items]
             return dataset
     raise DatasetError(
         f"{target}: not a recognised dataset layout (expected train.csv/test.csv, manifest.csv with "
         "path,label,speaker, RAVDESS/CREMA-D/EmoDB/TESS/SAVEE file names, or one folder per emotion)"
     )
+
+
+def corpus_name(source: str) -> str:
+    """A corpus's short name: its folder, or the folder of its CSV file."""
+    path = Path(source)
+    return path.parent.name if path.suffix == ".csv" or path.is_file() else path.name
 
 
 def combine(parts: Sequence[Dataset]) -> Dataset:
@@ -334,7 +343,7 @@ def combine(parts: Sequence[Dataset]) -> Dataset:
         return parts[0]
     items, dropped = [], Counter()
     for part in parts:
-        prefix = Path(part.source).parent.name if Path(part.source).is_file() else Path(part.source).name
+        prefix = corpus_name(part.source)
         items += [replace(i, speaker=f"{prefix}/{i.speaker}" if i.speaker is not None else None) for i in part.items]
         dropped.update(part.dropped)
     return Dataset(items, " + ".join(p.source for p in parts), "+".join(p.layout for p in parts), dropped)

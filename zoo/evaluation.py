@@ -13,6 +13,7 @@ import numpy as np
 from zoo.datasets import Dataset, LoadedAudio, speaker_kfold
 from zoo.metrics import scores
 from zoo.model import fit_with_speakers
+from zoo.normalize import normalization_groups, normalize_probabilities
 from zoo.progress import note
 
 
@@ -37,6 +38,15 @@ class CrossValidationResult:
         }
 
 
+def predict_normalized(model: Any, waveforms: list[np.ndarray], speakers: list[str | None], normalize: str = "none",
+                       source: str = "") -> np.ndarray:
+    """Label ids of `waveforms`; with `normalize` 'speaker' or 'session', from group-normalised probabilities."""
+    if normalize == "none":
+        return np.asarray(model.predict(waveforms))
+    groups = normalization_groups(normalize, speakers, source)
+    return normalize_probabilities(model.predict_proba(waveforms), groups).argmax(axis=1)
+
+
 def _run_name(model: Any) -> str:
     """The model's name and the parameters it was given other than their defaults."""
     defaults = {name: p.default for name, p in inspect.signature(type(model).__init__).parameters.items()}
@@ -51,6 +61,7 @@ def cross_validate(
     n_folds: int = 5,
     seed: int = 0,
     on_fold: Callable[[int, dict[str, Any]], None] | None = None,
+    normalize: str = "none",
 ) -> CrossValidationResult:
     """k-fold by speaker over the clips in `audio`; metrics pooled over all held-out predictions."""
     kept = Dataset(audio.items, dataset.source, dataset.layout)
@@ -62,8 +73,9 @@ def cross_validate(
     for number, (train, test) in enumerate(speaker_kfold(kept, n_folds, seed)):
         model = make_model()
         fit_with_speakers(model, [audio.waveforms[i] for i in train], labels[train],
-                          [kept.items[i].speaker for i in train])
-        predictions[test] = model.predict([audio.waveforms[i] for i in test])
+                          [kept.items[i].speaker for i in train], [kept.items[i].corpus for i in train])
+        predictions[test] = predict_normalized(model, [audio.waveforms[i] for i in test],
+                                               [kept.items[i].speaker for i in test], normalize, kept.source)
         fold = scores(labels[test], predictions[test])
         fold["test_speakers"] = sorted({kept.items[i].speaker for i in test})
         folds.append(fold)
@@ -79,3 +91,70 @@ def cross_validate(
         folds=folds,
         seconds=time.perf_counter() - started,
     )
+
+
+@dataclass
+class CorpusTransferResult:
+    """Leave-one-corpus-out: one row per held-out corpus, trained on all the others."""
+
+    model: str
+    params: dict[str, Any]
+    normalize: str
+    held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        rows = list(self.held_out.values())
+        means = {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "uar", "macro_f1")}
+        return {
+            "model": self.model,
+            "params": self.params,
+            "protocol": "leave-one-corpus-out",
+            "normalize": self.normalize,
+            **means,
+            "min_uar": float(min(r["uar"] for r in rows)),
+            "per_corpus": {name: {k: r[k] for k in ("n", "accuracy", "uar", "macro_f1")}
+                           for name, r in self.held_out.items()},
+            "seconds": round(self.seconds, 1),
+        }
+
+
+def leave_one_corpus_out(
+    make_model: Callable[[], Any],
+    dataset: Dataset,
+    audio: LoadedAudio,
+    normalize: str = "none",
+    on_corpus: Callable[[str, dict[str, Any]], None] | None = None,
+) -> CorpusTransferResult:
+    """Train on every corpus but one and score on it, for each corpus in turn.
+
+    UAR counts only the classes present in the held-out corpus (nEMO has no disgust), so a missing class
+    neither helps nor hurts; a prediction of it is simply wrong.
+    """
+    kept = Dataset(audio.items, dataset.source, dataset.layout)
+    corpora = [item.corpus for item in kept.items]
+    names = sorted({c for c in corpora if c is not None})
+    if any(c is None for c in corpora) or len(names) < 2:
+        raise ValueError("leave-one-corpus-out needs at least two corpora (repeat --data), every clip from one")
+    labels = kept.labels
+    started = time.perf_counter()
+    result: CorpusTransferResult | None = None
+    for name in names:
+        test = np.array([c == name for c in corpora])
+        train = np.flatnonzero(~test)
+        test = np.flatnonzero(test)
+        model = make_model()
+        fit_with_speakers(model, [audio.waveforms[i] for i in train], labels[train],
+                          [kept.items[i].speaker for i in train], [corpora[i] for i in train])
+        predicted = predict_normalized(model, [audio.waveforms[i] for i in test],
+                                       [kept.items[i].speaker for i in test], normalize, name)
+        row = scores(labels[test], predicted)
+        row["train_corpora"] = [n for n in names if n != name]
+        if result is None:
+            result = CorpusTransferResult(model.name, model.get_params(), normalize)
+        result.held_out[name] = row
+        if on_corpus:
+            on_corpus(name, row)
+    assert result is not None
+    result.seconds = time.perf_counter() - started
+    return result

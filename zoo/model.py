@@ -169,8 +169,13 @@ def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def fit_with_speakers(model: EmotionModel, waveforms: Sequence[np.ndarray], labels: Sequence[int],
-                      speakers: Sequence[str | None]) -> EmotionModel:
-    """Fit, passing speaker ids as `groups` to models that take them (speaker-independent early stopping)."""
-    if "groups" in inspect.signature(model.fit).parameters and all(s is not None for s in speakers):
-        return model.fit(waveforms, labels, groups=list(speakers))  # type: ignore[call-arg]
-    return model.fit(waveforms, labels)
+                      speakers: Sequence[str | None], corpora: Sequence[str | None] | None = None) -> EmotionModel:
+    """Fit, passing speaker ids as `groups` and corpus names as `corpora` to models whose `fit` takes them
+    (speaker-independent early stopping, corpus-balanced sample weights)."""
+    parameters = inspect.signature(model.fit).parameters
+    extra: dict[str, Any] = {}
+    if "groups" in parameters and all(s is not None for s in speakers):
+        extra["groups"] = list(speakers)
+    if "corpora" in parameters and corpora is not None and all(c is not None for c in corpora):
+        extra["corpora"] = list(corpora)
+    return model.fit(waveforms, labels, **extra)  # type: ignore[call-arg]

@@ -4,6 +4,14 @@
 shape, autocorrelation pitch and voicing). Every step is a fixed linear map, an elementwise op or a masked
 reduction over frames, so `exporters.classic` rebuilds it exactly inside an ONNX graph.
 
+`emorobust` (the default): `emostats` plus voice-quality and spectral-balance descriptors that carry emotion
+across speakers, languages and microphones better than absolute spectra: pitch jitter and energy shimmer
+between voiced frames, harmonics-to-noise ratio, alpha ratio and Hammarberg index (means and spreads over
+voiced frames), and the rate of voiced onsets.
+
+Every set normalises the clip's level first (the waveform is divided by its RMS), so a clip and the same
+clip made 30 dB quieter get the same features up to rounding, natively and in the ONNX graph.
+
 `seed`: the original DACON student recipe (yin pitch, energy, tempo, 13 MFCC + deltas, padded to 1000
 frames and flattened), kept as a baseline; clips longer than 1000 frames are cut instead of crashing.
 """
@@ -35,6 +43,11 @@ class EmoStatsConfig:
     n_segments: int = 8
     percentiles: tuple[float, ...] = (10.0, 25.0, 50.0, 75.0, 90.0)
     floor: float = 1e-10
+    level_normalise: bool = True
+    voice_quality: bool = False
+    jitter_max_semitones: float = 3.0  # pitch steps larger than this between frames are octave errors, not jitter
+    alpha_bands_hz: tuple[float, float, float] = (50.0, 1_000.0, 5_000.0)
+    hammarberg_split_hz: float = 2_000.0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,13 +61,18 @@ class SeedConfig:
     max_frames: int = 1000
     pitch_fmin: float = 100.0
     pitch_fmax: float = 1000.0
+    level_normalise: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-FEATURE_SETS: dict[str, type] = {"emostats": EmoStatsConfig, "seed": SeedConfig}
-DEFAULT_FEATURE_SET = "emostats"
+FEATURE_SETS: dict[str, Any] = {
+    "emorobust": functools.partial(EmoStatsConfig, name="emorobust", voice_quality=True),
+    "emostats": EmoStatsConfig,
+    "seed": SeedConfig,
+}
+DEFAULT_FEATURE_SET = "emorobust"
 
 
 def feature_config(name: str) -> EmoStatsConfig | SeedConfig:
@@ -63,6 +81,18 @@ def feature_config(name: str) -> EmoStatsConfig | SeedConfig:
     if name not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {name!r}; choose one of: default, {', '.join(FEATURE_SETS)}")
     return FEATURE_SETS[name]()
+
+
+LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled
+
+
+def normalise_level(samples: np.ndarray) -> np.ndarray:
+    """The clip divided by its RMS (float64 sum, float32 result), so every level gives the same features."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.size == 0:
+        return samples
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64))))
+    return samples if rms < LEVEL_FLOOR else (samples * np.float32(1.0 / rms)).astype(np.float32)
 
 
 # -- emostats -------------------------------------------------------------------------------------------
@@ -91,7 +121,12 @@ def emostats_constants(config: EmoStatsConfig) -> dict[str, np.ndarray]:
     cosines = bin_weight[:, None] * np.cos(2 * np.pi * np.outer(bins, np.concatenate([[0], lags])) / config.n_fft)
     window_power = np.abs(np.fft.rfft(window)) ** 2
     window_autocorr = window_power @ cosines
+    hz = frequencies_khz * 1000.0
+    low, middle, high = config.alpha_bands_hz
+    split = config.hammarberg_split_hz
     return {
+        "alpha_bands": np.column_stack([(hz >= low) & (hz < middle), (hz >= middle) & (hz < high)]).astype(np.float64),
+        "hammarberg_bands": np.column_stack([hz < split, (hz >= split) & (hz < high)]).astype(np.float64),
         "window": window,
         "mel": mel.astype(np.float64),
         "dct": dct,
@@ -118,7 +153,13 @@ def emostats_descriptor_names(config: EmoStatsConfig) -> list[str]:
         names += [f"seg{k}_{n}_mean" for n in [*mfcc, "log_energy", "voicing"]]
     for n in ("log_energy", "pitch", "voicing", "centroid_khz", "flatness"):
         names += [f"{n}_p{q:g}" for q in config.percentiles]
+    if config.voice_quality:
+        names += VOICE_QUALITY_NAMES
     return names
+
+
+VOICE_QUALITY_NAMES = ["jitter_semitones", "shimmer_db", "hnr_db_mean", "hnr_db_std", "alpha_ratio_mean",
+                       "alpha_ratio_std", "hammarberg_mean", "hammarberg_std", "voiced_onset_rate"]
 
 
 EMOSTATS_BLOCK_FRAMES = 4096  # 41 s of audio at the default hop: about 17 MB of float64 power per block
@@ -130,6 +171,8 @@ def emostats_features(samples: np.ndarray, config: EmoStatsConfig) -> np.ndarray
 
     constants = emostats_constants(config)
     samples = np.asarray(samples, dtype=np.float32)
+    if config.level_normalise:
+        samples = normalise_level(samples)
     if samples.size < config.n_fft:
         samples = np.pad(samples, (0, config.n_fft - samples.size))
     # The spectrum is taken EMOSTATS_BLOCK_FRAMES frames at a time and only the per-frame descriptors are
@@ -176,8 +219,14 @@ def _emostats_frames(power: np.ndarray, config: EmoStatsConfig) -> dict[str, np.
     best = np.argmax(normalised, axis=1)
     voicing = np.take_along_axis(normalised, best[:, None], axis=1)[:, 0]
     log_pitch = np.log2(config.sample_rate / constants["lags"][best])
-    return {"log_mel": log_mel, "mfcc": mfcc, "log_energy": log_energy, "centroid": centroid,
-            "bandwidth": bandwidth, "flatness": flatness, "voicing": voicing, "log_pitch": log_pitch}
+    frames = {"log_mel": log_mel, "mfcc": mfcc, "log_energy": log_energy, "centroid": centroid,
+              "bandwidth": bandwidth, "flatness": flatness, "voicing": voicing, "log_pitch": log_pitch}
+    if config.voice_quality:
+        bands = power @ constants["alpha_bands"]
+        frames["alpha_ratio"] = 10.0 * np.log10((bands[:, 0] + floor) / (bands[:, 1] + floor))
+        peaks = [(power * constants["hammarberg_bands"][:, k]).max(axis=1) for k in range(2)]
+        frames["hammarberg"] = 10.0 * np.log10((peaks[0] + floor) / (peaks[1] + floor))
+    return frames
 
 
 def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> np.ndarray:
@@ -221,7 +270,30 @@ def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> n
                          (flatness, speech)):
         parts.append(np.percentile(values[mask], config.percentiles) if mask.any() else np.zeros(
             len(config.percentiles)))
+    if config.voice_quality:
+        parts.append(_voice_quality(frames, speech, voiced, config))
     return np.concatenate(parts).astype(np.float32)
+
+
+def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> list[float]:
+    return [float(values[mask].mean()), float(values[mask].std())] if mask.any() else [0.0, 0.0]
+
+
+def _voice_quality(frames: dict[str, np.ndarray], speech: np.ndarray, voiced: np.ndarray,
+                   config: EmoStatsConfig) -> np.ndarray:
+    """Jitter, shimmer, HNR, alpha ratio, Hammarberg index and voiced-onset rate (VOICE_QUALITY_NAMES)."""
+    semitones = 12.0 * frames["log_pitch"]
+    voiced_pairs = voiced[1:] & voiced[:-1]
+    steps = np.abs(np.diff(semitones))
+    smooth = voiced_pairs & (steps < config.jitter_max_semitones)
+    jitter = float(steps[smooth].mean()) if smooth.any() else 0.0
+    shimmer = float(np.abs(np.diff(frames["log_energy"]))[voiced_pairs].mean()) if voiced_pairs.any() else 0.0
+    voicing = np.clip(frames["voicing"], 1e-3, 0.999)
+    hnr = 10.0 * np.log10(voicing / (1.0 - voicing))
+    onsets = float(np.sum(voiced[1:] & ~voiced[:-1])) / max(float(speech.sum()), 1.0)
+    return np.array([jitter, shimmer, *_masked_mean_std(hnr, voiced),
+                     *_masked_mean_std(frames["alpha_ratio"], voiced),
+                     *_masked_mean_std(frames["hammarberg"], voiced), onsets])
 
 
 # -- seed -----------------------------------------------------------------------------------------------
@@ -237,6 +309,8 @@ def seed_features(samples: np.ndarray, config: SeedConfig) -> np.ndarray:
     import librosa
 
     audio = np.asarray(samples, dtype=np.float32)
+    if config.level_normalise:
+        audio = normalise_level(audio)
     sr = config.sample_rate
     energy = np.mean(audio**2)
     if audio.size < SEED_MIN_SAMPLES:  # librosa's deltas need 9 frames: shorter clips are zero-padded to that

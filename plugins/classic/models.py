@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from plugins.classic.extraction import extract_many
+from plugins.classic.extraction import extract_augmented, extract_many
 from plugins.classic.features import EmoStatsConfig, SeedConfig, feature_config
+from zoo.augment import Augmenter
+from zoo.balance import balanced_sample_weights
 from zoo.cache import FeatureCache
 from zoo.errors import ModelFileError
 from zoo.labels import LABELS
 from zoo.model import EmotionModel
 
 WEIGHTS = "model.skops"
+BABBLE_POOL = 16
+BABBLE_SECONDS = 4
 _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
 
 
@@ -38,14 +43,17 @@ class ClassicModel(EmotionModel):
     def feature_config(self) -> dict[str, Any]:
         return self.config.as_dict()
 
-    def _estimator(self) -> Any:
+    def _estimator(self, class_weight: str | None = "balanced") -> Any:
         raise NotImplementedError
 
     def transform(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         cache = FeatureCache() if self.use_cache else None
         return extract_many(waveforms, self.config, n_jobs=self.n_jobs, cache=cache)
 
-    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int]) -> ClassicModel:
+    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int], groups: Sequence[object] | None = None,
+            corpora: Sequence[str | None] | None = None) -> ClassicModel:
+        """Fit on clips at `sample_rate`. `corpora` (one name per clip) balances corpora with `balance=corpus`;
+        `groups` (speaker ids) is accepted for the common interface and not needed here."""
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -54,10 +62,35 @@ class ClassicModel(EmotionModel):
             raise ValueError(f"{len(waveforms)} waveforms but {len(labels)} labels")
         if len(np.unique(labels)) < 2:
             raise ValueError("training needs clips of at least two emotions")
+        if corpora is not None and len(corpora) != len(labels):
+            raise ValueError(f"{len(corpora)} corpus names but {len(labels)} labels")
+        weights = balanced_sample_weights(labels, corpora, self.balance)
         features = self.transform(waveforms)
-        self.pipeline_ = make_pipeline(StandardScaler(), self._estimator()).fit(features, labels)
-        self._record_training_data(waveforms, labels)
+        augmenter = self._augmenter(waveforms)
+        if augmenter is not None:
+            cache = FeatureCache() if self.use_cache else None
+            copies = extract_augmented(waveforms, self.config, augmenter, self.augment_copies, n_jobs=self.n_jobs,
+                                       cache=cache)
+            features = np.concatenate([features, copies])
+            labels = np.tile(labels, 1 + self.augment_copies)
+            weights = None if weights is None else np.tile(weights, 1 + self.augment_copies)
+        estimator = self._estimator(class_weight=None if weights is not None else "balanced")
+        pipeline = make_pipeline(StandardScaler(), estimator)
+        fit_params = {} if weights is None else {f"{pipeline.steps[-1][0]}__sample_weight": weights}
+        self.pipeline_ = pipeline.fit(features, labels, **fit_params)
+        self._record_training_data(waveforms, labels[: len(waveforms)])
         return self
+
+    def _augmenter(self, waveforms: Sequence[np.ndarray]) -> Augmenter | None:
+        augmenter = Augmenter(self.augment, seed=self.random_state)
+        if not augmenter.enabled or self.augment_copies < 1:
+            return None
+        if "babble" in augmenter.kinds:
+            # a few other training clips make the babble; kept small, as it travels to every worker
+            rng = np.random.default_rng(self.random_state)
+            chosen = rng.choice(len(waveforms), size=min(BABBLE_POOL, len(waveforms)), replace=False)
+            augmenter.set_noise_pool([np.asarray(waveforms[i])[: BABBLE_SECONDS * self.sample_rate] for i in chosen])
+        return augmenter
 
     def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         self.check_fitted()
@@ -77,6 +110,12 @@ class ClassicModel(EmotionModel):
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
         import skops.io
 
+        saved = manifest.get("feature_config")
+        if saved is not None and saved != json.loads(json.dumps(self.feature_config())):
+            raise ModelFileError(
+                f"{directory}: saved with a {self.features!r} feature extractor that this emozoo version computes "
+                "differently (level normalisation, new descriptors); retrain it, or export models to ONNX, whose "
+                "features travel inside the file")
         path = directory / WEIGHTS
         if not path.is_file():
             raise ModelFileError(f"{directory}: {WEIGHTS} is missing")
@@ -103,6 +142,9 @@ class LibrosaSVC(ClassicModel):
         random_state: int = 0,
         n_jobs: int | None = None,
         use_cache: bool = True,
+        balance: str = "corpus",
+        augment: str = "default",
+        augment_copies: int = 1,
     ) -> None:
         self.features = features
         self.C = C
@@ -110,8 +152,11 @@ class LibrosaSVC(ClassicModel):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.use_cache = use_cache
+        self.balance = balance
+        self.augment = augment
+        self.augment_copies = augment_copies
 
-    def _estimator(self) -> Any:
+    def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.model_selection import StratifiedKFold
         from sklearn.svm import SVC
@@ -119,7 +164,7 @@ class LibrosaSVC(ClassicModel):
         # Platt-scaled probabilities from one SVC fitted on all data (what SVC(probability=True) did)
         folds = StratifiedKFold(5, shuffle=True, random_state=self.random_state)
         return CalibratedClassifierCV(
-            SVC(C=self.C, gamma=self.gamma, class_weight="balanced"), method="sigmoid", cv=folds, ensemble=False
+            SVC(C=self.C, gamma=self.gamma, class_weight=class_weight), method="sigmoid", cv=folds, ensemble=False
         )
 
 
@@ -134,6 +179,9 @@ class LibrosaRF(ClassicModel):
         random_state: int = 0,
         n_jobs: int | None = None,
         use_cache: bool = True,
+        balance: str = "corpus",
+        augment: str = "default",
+        augment_copies: int = 1,
     ) -> None:
         self.features = features
         self.n_estimators = n_estimators
@@ -141,14 +189,17 @@ class LibrosaRF(ClassicModel):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.use_cache = use_cache
+        self.balance = balance
+        self.augment = augment
+        self.augment_copies = augment_copies
 
-    def _estimator(self) -> Any:
+    def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.ensemble import RandomForestClassifier
 
         return RandomForestClassifier(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
-            class_weight="balanced",
+            class_weight=class_weight,
             random_state=self.random_state,
             n_jobs=self.n_jobs if self.n_jobs is not None else -1,
         )
@@ -165,6 +216,9 @@ class LibrosaLogReg(ClassicModel):
         random_state: int = 0,
         n_jobs: int | None = None,
         use_cache: bool = True,
+        balance: str = "corpus",
+        augment: str = "default",
+        augment_copies: int = 1,
     ) -> None:
         self.features = features
         self.C = C
@@ -172,10 +226,13 @@ class LibrosaLogReg(ClassicModel):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.use_cache = use_cache
+        self.balance = balance
+        self.augment = augment
+        self.augment_copies = augment_copies
 
-    def _estimator(self) -> Any:
+    def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(
-            C=self.C, max_iter=self.max_iter, class_weight="balanced", random_state=self.random_state
+            C=self.C, max_iter=self.max_iter, class_weight=class_weight, random_state=self.random_state
         )

@@ -11,9 +11,10 @@ from rich.table import Table
 
 from zoo import datasets
 from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, parse_value, report_failures
-from zoo.evaluation import cross_validate
+from zoo.evaluation import cross_validate, leave_one_corpus_out, predict_normalized
 from zoo.labels import LABELS
 from zoo.metrics import scores
+from zoo.normalize import NORMALIZE_MODES
 from zoo.registry import create_model
 from zoo.storage import atomic_write_json
 
@@ -26,6 +27,12 @@ def _sweep_settings(sweeps: tuple[str, ...]) -> list[dict[str, Any]]:
             raise click.BadParameter(f"{sweep!r} is not KEY=V1,V2,...", param_hint="--sweep")
         axes.append([(key.strip().replace("-", "_"), parse_value(v)) for v in values.split(",")])
     return [dict(combo) for combo in itertools.product(*axes)] if axes else [{}]
+
+
+NORMALIZE = click.option(
+    "--normalize", type=click.Choice(NORMALIZE_MODES), default="none", show_default=True,
+    help="Normalise outputs over each speaker's clips (needs speaker ids) or over all clips scored together "
+         "(session). Helps with several mixed-emotion clips per group; see docs/robustness.md.")
 
 
 def print_confusion(result: dict[str, Any], title: str) -> None:
@@ -48,19 +55,31 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json-out", type=click.Path(), help="Write every result, folds included, to this JSON file.")
 @click.option("--confusion", is_flag=True, help="Also print each run's pooled confusion matrix.")
+@click.option("--leave-one-corpus-out", "corpus_out", is_flag=True,
+              help="Cross-corpus protocol: for each --data corpus, train on all the others and test on it.")
+@NORMALIZE
 @ON_ERROR
 @MAX_DURATION
 def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, params: tuple[str, ...],
-               sweeps: tuple[str, ...], seed: int, json_out: str | None, confusion: bool, on_error: str,
-               max_duration: float) -> None:
-    """Speaker-grouped k-fold cross-validation of one or more models (no speaker in train and test)."""
+               sweeps: tuple[str, ...], seed: int, json_out: str | None, confusion: bool, corpus_out: bool,
+               normalize: str, on_error: str, max_duration: float) -> None:
+    """Speaker-grouped k-fold cross-validation of one or more models (no speaker in train and test).
+
+    With --leave-one-corpus-out (two or more --data): train on all corpora but one, test on it, for each.
+    """
+    if corpus_out and len(data) < 2:
+        raise click.UsageError("--leave-one-corpus-out needs two or more --data corpora")
     dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
     fixed = parse_params(params)
+    if corpus_out:
+        _corpus_transfer(model_names, dataset, fixed, sweeps, json_out, confusion, normalize, on_error, max_duration)
+        return
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
     table = Table("model", "params", "accuracy", "UAR", "macro-F1", "fold acc. std", "seconds",
-                  title=f"{folds}-fold speaker-grouped cross-validation on {' + '.join(data)}")
+                  title=f"{folds}-fold speaker-grouped cross-validation on {' + '.join(data)}"
+                        + (f", normalize={normalize}" if normalize != "none" else ""))
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
         chosen = {**fixed, **setting}
         probe = create_model(name, **chosen)
@@ -70,7 +89,7 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
             )
             report_failures(audio_by_rate[probe.sample_rate].failures)
         result = cross_validate(lambda n=name, c=chosen: create_model(n, **c), dataset,
-                                audio_by_rate[probe.sample_rate], folds, seed)
+                                audio_by_rate[probe.sample_rate], folds, seed, normalize=normalize)
         summary = result.summary()
         results.append({**summary, "pooled": result.pooled, "fold_results": result.folds})
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
@@ -80,7 +99,48 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
             print_confusion(result.pooled, f"{name} {chosen}")
     Console(width=140).print(table)
     if json_out:
-        atomic_write_json(json_out, {"data": list(data), "folds": folds, "results": results})
+        atomic_write_json(json_out, {"data": list(data), "folds": folds, "normalize": normalize,
+                                     "protocol": "speaker-kfold", "results": results})
+
+
+def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fixed: dict[str, Any],
+                     sweeps: tuple[str, ...], json_out: str | None, confusion: bool, normalize: str, on_error: str,
+                     max_duration: float) -> None:
+    corpora = sorted({item.corpus for item in dataset.items if item.corpus})
+    audio_by_rate: dict[int, datasets.LoadedAudio] = {}
+    results = []
+    table = Table("model", "params", *(f"{c} UAR" for c in corpora), "mean acc.", "mean UAR", "mean F1",
+                  "min UAR", "seconds",
+                  title="leave-one-corpus-out (train on the others, test on the named corpus)"
+                        + (f", normalize={normalize}" if normalize != "none" else ""))
+    for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
+        chosen = {**fixed, **setting}
+        probe = create_model(name, **chosen)
+        if probe.sample_rate not in audio_by_rate:
+            audio_by_rate[probe.sample_rate] = datasets.load_waveforms(
+                dataset.items, probe.sample_rate, on_error=on_error, max_seconds=max_duration
+            )
+            report_failures(audio_by_rate[probe.sample_rate].failures)
+
+        def report(corpus: str, row: dict[str, Any], n: str = name) -> None:
+            click.echo(f"{n}: held out {corpus} ({row['n']} clips): accuracy {row['accuracy']:.3f}  "
+                       f"UAR {row['uar']:.3f}  macro-F1 {row['macro_f1']:.3f}", err=True)
+
+        result = leave_one_corpus_out(lambda n=name, c=chosen: create_model(n, **c), dataset,
+                                      audio_by_rate[probe.sample_rate], normalize, on_corpus=report)
+        summary = result.summary()
+        results.append({**summary, "held_out": result.held_out})
+        table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
+                      *(f"{summary['per_corpus'][c]['uar']:.3f}" for c in corpora),
+                      f"{summary['accuracy']:.3f}", f"{summary['uar']:.3f}", f"{summary['macro_f1']:.3f}",
+                      f"{summary['min_uar']:.3f}", f"{summary['seconds']:.0f}")
+        if confusion:
+            for corpus, row in result.held_out.items():
+                print_confusion(row, f"{name} {chosen}, held out {corpus}")
+    Console(width=160).print(table)
+    if json_out:
+        atomic_write_json(json_out, {"data": [c for c in corpora], "protocol": "leave-one-corpus-out",
+                                     "normalize": normalize, "results": results})
 
 
 @click.command("evaluate")
@@ -88,9 +148,11 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
 @click.option("--data", "data", required=True, multiple=True,
               help="Labelled clips the model was not trained on. Repeat to combine corpora.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
+@NORMALIZE
 @ON_ERROR
 @MAX_DURATION
-def evaluate_command(model_path: str, data: tuple[str, ...], as_json: bool, on_error: str, max_duration: float) -> None:
+def evaluate_command(model_path: str, data: tuple[str, ...], as_json: bool, normalize: str, on_error: str,
+                     max_duration: float) -> None:
     """Score a trained model (directory or .onnx) on a labelled dataset."""
     from zoo.api import load
 
@@ -99,8 +161,10 @@ def evaluate_command(model_path: str, data: tuple[str, ...], as_json: bool, on_e
     audio = datasets.load_waveforms(dataset.items, model.sample_rate, on_error=on_error, max_seconds=max_duration)
     report_failures(audio.failures)
     labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
-    result = scores(labels, model.predict(audio.waveforms))
+    speakers = [item.speaker for item in audio.items]
+    result = scores(labels, predict_normalized(model, audio.waveforms, speakers, normalize, " + ".join(data)))
     result["model"] = str(Path(model_path))
+    result["normalize"] = normalize
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return

@@ -35,7 +35,8 @@ def train_command(model_name: str, data: tuple[str, ...], out: str, params: tupl
     report_failures(audio.failures)
     labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
     started = time.perf_counter()
-    fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items])
+    fit_with_speakers(model, audio.waveforms, labels, [item.speaker for item in audio.items],
+                      [item.corpus for item in audio.items])
     model.metrics_ = {"training_seconds": round(time.perf_counter() - started, 2), "skipped_files": len(audio.failures)}
     path = model.save(out, force=force)
     if is_secondary_process():  # the first process saved the model and reports it

@@ -1,0 +1,205 @@
+"""Cross-corpus robustness: level-invariant features (natively and in ONNX), corpus-balanced weights,
+group normalisation of outputs, augmented training copies and the leave-one-corpus-out protocol."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from click.testing import CliRunner
+
+import zoo
+from exporters.classic import feature_model
+from plugins.classic.features import VOICE_QUALITY_NAMES, emostats_descriptor_names, extract, feature_config
+from zoo import datasets
+from zoo.balance import balanced_sample_weights
+from zoo.cli.main import cli
+from zoo.errors import ModelFileError
+from zoo.normalize import normalize_probabilities
+from zoo.registry import create_model
+
+GAINS_DB = (-30.0, -20.0, -6.0, 6.0, 10.0)
+
+
+@pytest.fixture(scope="module")
+def clips(ravdess_dir: Path) -> list[np.ndarray]:
+    dataset = datasets.load(ravdess_dir)
+    audio = datasets.load_waveforms(dataset.items[::120], 16_000)
+    return [w / max(1.0, float(np.abs(w).max()) * 10 ** (10 / 20) + 1e-3) for w in audio.waveforms]
+
+
+def _graph_features(name: str, waveforms: list[np.ndarray]) -> np.ndarray:
+    config = feature_config(name)
+    n_features = extract(waveforms[0], config).size
+    session = ort.InferenceSession(feature_model(config, n_features, 17).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    longest = max(len(w) for w in waveforms)
+    batch = np.stack([np.pad(w, (0, longest - len(w))) for w in waveforms]).astype(np.float32)
+    lengths = np.array([len(w) for w in waveforms], dtype=np.int64)
+    return session.run(None, {"waveform": batch, "lengths": lengths})[0]
+
+
+@pytest.mark.parametrize("name", ["emorobust", "emostats"])
+def test_features_do_not_depend_on_the_level_natively_or_in_onnx(name: str, clips: list[np.ndarray]) -> None:
+    config = feature_config(name)
+    reference = np.stack([extract(w, config) for w in clips])
+    scale = np.abs(reference) + 1.0
+    for gain in GAINS_DB:
+        scaled = [(w * 10 ** (gain / 20)).astype(np.float32) for w in clips]
+        assert max(np.abs(w).max() for w in scaled) <= 1.0  # no clipping: the gain alone changes
+        native = np.stack([extract(w, config) for w in scaled])
+        assert np.max(np.abs(native - reference) / scale) < 1e-4, gain
+        graph = _graph_features(name, scaled)
+        assert np.max(np.abs(graph - reference) / scale) < 1e-3, gain
+
+
+def test_seed_features_do_not_depend_on_the_level(clips: list[np.ndarray]) -> None:
+    import soxr
+
+    config = feature_config("seed")
+    clip = soxr.resample(clips[0], 16_000, config.sample_rate).astype(np.float32)
+    reference = extract(clip, config)
+    for gain in (-30.0, 10.0):
+        changed = extract((clip * 10 ** (gain / 20)).astype(np.float32), config)
+        assert np.max(np.abs(changed - reference) / (np.abs(reference) + 1.0)) < 1e-3, gain
+    graph = _graph_features("seed", [(clip * 10 ** (-20 / 20)).astype(np.float32)])[0]
+    assert np.median(np.abs(graph - reference) / (np.abs(reference) + 1.0)) < 1e-3
+
+
+def test_voice_quality_descriptors_are_the_last_columns_and_agree_with_onnx(clips: list[np.ndarray]) -> None:
+    config = feature_config("emorobust")
+    names = emostats_descriptor_names(config)
+    assert names[-len(VOICE_QUALITY_NAMES):] == VOICE_QUALITY_NAMES
+    native = np.stack([extract(w, config) for w in clips])
+    assert native.shape[1] == len(names)
+    quality = native[:, -len(VOICE_QUALITY_NAMES):]
+    assert np.all(np.isfinite(quality)) and np.all(quality.std(axis=0) > 0)  # each varies across real clips
+    graph = _graph_features("emorobust", clips)[:, -len(VOICE_QUALITY_NAMES):]
+    np.testing.assert_allclose(graph, quality, rtol=1e-3, atol=1e-3)
+
+
+def test_balanced_weights_equalise_classes_and_corpora_within_a_class() -> None:
+    labels = np.array([0] * 90 + [1] * 10 + [0] * 5 + [1] * 20 + [2] * 5)
+    corpora = ["big"] * 100 + ["small"] * 30
+    weights = balanced_sample_weights(labels, corpora, "corpus")
+    assert weights.mean() == pytest.approx(1.0)
+    totals = {c: weights[labels == c].sum() for c in (0, 1, 2)}
+    assert totals[0] == pytest.approx(totals[1]) == pytest.approx(totals[2])
+    big, small = (labels == 0) & (np.array(corpora) == "big"), (labels == 0) & (np.array(corpora) == "small")
+    assert weights[big].sum() == pytest.approx(weights[small].sum())
+    class_only = balanced_sample_weights(labels, corpora, "class")
+    assert class_only[big][0] == pytest.approx(class_only[small][0])
+    assert balanced_sample_weights(labels, corpora, "none") is None
+    with pytest.raises(ValueError, match="balance"):
+        balanced_sample_weights(labels, corpora, "speakers")
+
+
+def test_group_normalisation_removes_a_shared_bias_and_keeps_absent_classes_at_zero() -> None:
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, 200)
+    logits = rng.normal(0, 1, (200, 6)) + 3.0 * np.eye(6)[truth]
+    logits[:, 2] += 2.5  # a recording chain that pulls every clip towards "sad"
+    logits[:, 3] = -np.inf  # a model that never predicts disgust
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    before = (probabilities.argmax(axis=1) == truth).mean()
+    adjusted = normalize_probabilities(probabilities, None)
+    after = (adjusted.argmax(axis=1) == truth).mean()
+    assert after > before + 0.15
+    np.testing.assert_allclose(adjusted.sum(axis=1), 1.0)
+    assert np.all(adjusted[:, 3] == 0)
+    single = normalize_probabilities(probabilities[:1], None, shrinkage=4.0)
+    assert single.argmax() == probabilities[0].argmax()  # one clip is shrunk towards itself
+
+
+def test_augmented_training_is_reproducible_and_changes_the_model(ravdess_dir: Path) -> None:
+    dataset = datasets.load(ravdess_dir)
+    audio = datasets.load_waveforms(dataset.items[:60], 16_000)
+    labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
+    test = datasets.load_waveforms(dataset.items[-20:], 16_000).waveforms
+
+    def fitted(augment: str) -> np.ndarray:
+        model = create_model("librosa-logreg", augment=augment, augment_copies=1, n_jobs=1)
+        return model.fit(audio.waveforms, labels).predict_proba(test)
+
+    first, again, plain = fitted("noise,telephone"), fitted("noise,telephone"), fitted("none")
+    np.testing.assert_array_equal(first, again)
+    assert np.abs(first - plain).max() > 1e-3
+
+
+def test_a_model_saved_with_other_feature_code_is_refused(tmp_path: Path, ravdess_dir: Path) -> None:
+    dataset = datasets.load(ravdess_dir)
+    audio = datasets.load_waveforms(dataset.items[:30], 16_000)
+    labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
+    create_model("librosa-logreg", augment="none").fit(audio.waveforms, labels).save(tmp_path / "m")
+    manifest_path = tmp_path / "m" / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["feature_config"].pop("level_normalise")  # as written before features were level-normalised
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="computes differently"):
+        zoo.load(tmp_path / "m")
+
+
+def _manifest_subset(source: Path, target: Path, every: int) -> Path:
+    rows = (source / "manifest.csv").read_text().splitlines()
+    target.mkdir()
+    kept = [rows[0]] + [
+        ",".join([str((source / r.split(",")[0]).resolve()), *r.split(",")[1:]]) for r in rows[1::every]
+    ]
+    (target / "manifest.csv").write_text("\n".join(kept) + "\n")
+    return target
+
+
+def test_leave_one_corpus_out_trains_on_the_others_and_scores_present_classes(tmp_path: Path, emodb_dir: Path,
+                                                                             ravdess_dir: Path) -> None:
+    nemo = _manifest_subset(emodb_dir.parent / "nemo", tmp_path / "nemo", 40)
+    emodb = _manifest_subset(emodb_dir, tmp_path / "emodb", 6)
+    ravdess = _manifest_subset(ravdess_dir, tmp_path / "ravdess", 8)
+    runner = CliRunner()
+    out = tmp_path / "loco.json"
+    result = runner.invoke(cli, ["cv", "librosa-logreg", "--data", str(emodb), "--data", str(ravdess),
+                                 "--data", str(nemo), "--leave-one-corpus-out", "--param", "augment=none",
+                                 "--json-out", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    row = report["results"][0]
+    assert report["protocol"] == "leave-one-corpus-out" and set(row["held_out"]) == {"emodb", "ravdess", "nemo"}
+    assert "disgust" not in row["held_out"]["nemo"]["per_class_recall"]  # nEMO has none: not in its UAR
+    assert row["uar"] == pytest.approx(np.mean([r["uar"] for r in row["held_out"].values()]))
+    assert row["held_out"]["nemo"]["train_corpora"] == ["emodb", "ravdess"]
+    # the same as training on the other two through the CLI and evaluating on the held-out one
+    model_dir = tmp_path / "model"
+    assert runner.invoke(cli, ["train", "librosa-logreg", "--data", str(emodb), "--data", str(ravdess),
+                               "--param", "augment=none", "--out", str(model_dir)]).exit_code == 0
+    evaluated = runner.invoke(cli, ["evaluate", str(model_dir), "--data", str(nemo), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    scores = json.loads(evaluated.output[evaluated.output.index("{"):])
+    assert scores["uar"] == pytest.approx(row["held_out"]["nemo"]["uar"])
+
+
+def test_leave_one_corpus_out_needs_two_corpora(emodb_dir: Path) -> None:
+    result = CliRunner().invoke(cli, ["cv", "librosa-logreg", "--data", str(emodb_dir), "--leave-one-corpus-out"])
+    assert result.exit_code != 0 and "two or more --data" in result.output
+
+
+def test_predict_normalizes_per_speaker_or_session_and_says_when_speakers_are_missing(tmp_path: Path,
+                                                                                      emodb_dir: Path) -> None:
+    manifest = _manifest_subset(emodb_dir, tmp_path / "emodb", 15)
+    runner = CliRunner()
+    outputs = {}
+    for mode in ("none", "session", "speaker"):
+        result = runner.invoke(cli, ["predict", str(manifest / "manifest.csv"), "--format", "json",
+                                     "--normalize", mode])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.output[result.output.index("["):])
+        outputs[mode] = np.array([[r["probabilities"][label] for label in r["probabilities"]] for r in rows])
+    assert outputs["none"].shape == outputs["session"].shape == outputs["speaker"].shape
+    np.testing.assert_allclose(outputs["session"].sum(axis=1), 1.0, atol=1e-6)
+    assert np.abs(outputs["session"] - outputs["none"]).max() > 1e-3
+    assert np.abs(outputs["speaker"] - outputs["session"]).max() > 1e-3
+    clip = next(iter(sorted(emodb_dir.glob("*.wav"))))
+    missing = runner.invoke(cli, ["predict", str(clip), "--normalize", "speaker"])
+    assert missing.exit_code == 1 and "needs a speaker for every clip" in missing.output
