@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -19,6 +19,30 @@ PARALLEL_THRESHOLD = 8
 EXTRACTOR_VERSION = 3
 
 
+def _cached_rows(keys: Sequence[str], task: Callable[..., np.ndarray], arguments: Callable[[int], tuple],
+                 *, n_jobs: int | None, cache: FeatureCache | None, batch_size: int, description: str) -> np.ndarray:
+    """Row i is `task(*arguments(i))`, read from `cache` under keys[i] when there, else computed (in parallel
+    over `n_jobs` processes, every core by default) and stored."""
+    rows: list[np.ndarray | None] = [cache.get(k) if cache else None for k in keys]
+    missing = [i for i, row in enumerate(rows) if row is None]
+    if missing:
+        jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
+        if jobs != 1 and len(missing) >= PARALLEL_THRESHOLD:
+            from joblib import Parallel, delayed
+
+            parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch_size)
+            results = parallel(delayed(task)(*arguments(i)) for i in missing)
+        else:
+            results = (task(*arguments(i)) for i in missing)
+        with progress_bar(len(missing), description) as advance:
+            for index, features in zip(missing, results, strict=True):
+                rows[index] = features
+                if cache:
+                    cache.put(keys[index], features)
+                advance()
+    return np.stack(rows)  # type: ignore[arg-type]
+
+
 def extract_many(
     waveforms: Sequence[np.ndarray],
     config: EmoStatsConfig | SeedConfig,
@@ -30,24 +54,8 @@ def extract_many(
     """Return [n_clips, n_features]; clips already in `cache` are not recomputed."""
     config_key = config_digest(config.as_dict())
     keys = [f"{waveform_digest(w)}-{config_key[:16]}-v{EXTRACTOR_VERSION}" for w in waveforms]
-    rows: list[np.ndarray | None] = [cache.get(k) if cache else None for k in keys]
-    missing = [i for i, row in enumerate(rows) if row is None]
-    if missing:
-        jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
-        if jobs != 1 and len(missing) >= PARALLEL_THRESHOLD:
-            from joblib import Parallel, delayed
-
-            parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=4)
-            results = parallel(delayed(extract)(waveforms[i], config) for i in missing)
-        else:
-            results = (extract(waveforms[i], config) for i in missing)
-        with progress_bar(len(missing), f"{description} ({config.name})") as advance:
-            for index, features in zip(missing, results, strict=True):
-                rows[index] = features
-                if cache:
-                    cache.put(keys[index], features)
-                advance()
-    return np.stack(rows)  # type: ignore[arg-type]
+    return _cached_rows(keys, extract, lambda i: (waveforms[i], config), n_jobs=n_jobs, cache=cache, batch_size=4,
+                        description=f"{description} ({config.name})")
 
 
 def _augmented_features(waveform: np.ndarray, sample_rate: int, augmenter: Augmenter, key: str, index: int,
@@ -70,30 +78,13 @@ def extract_augmented(
     digests = [waveform_digest(w) for w in waveforms]
     config_key = config_digest(config.as_dict())[:16]
     augment_key = augmenter.fingerprint[:16]
-    jobs_list = [(i, c) for c in range(copies) for i in range(len(waveforms))]
-    keys = [f"{digests[i]}-aug{augment_key}-{c}-{config_key}-v{EXTRACTOR_VERSION}" for i, c in jobs_list]
-    rows: list[np.ndarray | None] = [cache.get(k) if cache else None for k in keys]
-    missing = [j for j, row in enumerate(rows) if row is None]
-    if missing:
-        jobs = n_jobs if n_jobs is not None else (os.cpu_count() or 1)
-        sample_rate = config.sample_rate
-        if jobs != 1 and len(missing) >= PARALLEL_THRESHOLD:
-            from joblib import Parallel, delayed
+    plan = [(i, c) for c in range(copies) for i in range(len(waveforms))]
+    keys = [f"{digests[i]}-aug{augment_key}-{c}-{config_key}-v{EXTRACTOR_VERSION}" for i, c in plan]
 
-            # large batches: the augmenter (with its babble pool) is pickled once per batch
-            parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=32)
-            results = parallel(
-                delayed(_augmented_features)(waveforms[jobs_list[j][0]], sample_rate, augmenter,
-                                             digests[jobs_list[j][0]], jobs_list[j][1], config)
-                for j in missing
-            )
-        else:
-            results = (_augmented_features(waveforms[jobs_list[j][0]], sample_rate, augmenter,
-                                           digests[jobs_list[j][0]], jobs_list[j][1], config) for j in missing)
-        with progress_bar(len(missing), f"augmented copies ({augmenter.spec_string}, {config.name})") as advance:
-            for index, features in zip(missing, results, strict=True):
-                rows[index] = features
-                if cache:
-                    cache.put(keys[index], features)
-                advance()
-    return np.stack(rows)  # type: ignore[arg-type]
+    def arguments(j: int) -> tuple:
+        clip, copy = plan[j]
+        return waveforms[clip], config.sample_rate, augmenter, digests[clip], copy, config
+
+    # large batches: the augmenter (with its babble pool) is pickled once per batch
+    return _cached_rows(keys, _augmented_features, arguments, n_jobs=n_jobs, cache=cache, batch_size=32,
+                        description=f"augmented copies ({augmenter.spec_string}, {config.name})")

@@ -35,6 +35,16 @@ NORMALIZE = click.option(
          "(session). Helps with several mixed-emotion clips per group; see docs/robustness.md.")
 
 
+def _audio_at(sample_rate: int, dataset: datasets.Dataset, loaded: dict[int, datasets.LoadedAudio], on_error: str,
+              max_duration: float) -> datasets.LoadedAudio:
+    """The dataset decoded at `sample_rate`, once per rate (bad files reported the first time)."""
+    if sample_rate not in loaded:
+        loaded[sample_rate] = datasets.load_waveforms(dataset.items, sample_rate, on_error=on_error,
+                                                      max_seconds=max_duration)
+        report_failures(loaded[sample_rate].failures)
+    return loaded[sample_rate]
+
+
 def print_confusion(result: dict[str, Any], title: str) -> None:
     table = Table(title=title)
     table.add_column("true \\ predicted")
@@ -83,13 +93,9 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
         chosen = {**fixed, **setting}
         probe = create_model(name, **chosen)
-        if probe.sample_rate not in audio_by_rate:
-            audio_by_rate[probe.sample_rate] = datasets.load_waveforms(
-                dataset.items, probe.sample_rate, on_error=on_error, max_seconds=max_duration
-            )
-            report_failures(audio_by_rate[probe.sample_rate].failures)
-        result = cross_validate(lambda n=name, c=chosen: create_model(n, **c), dataset,
-                                audio_by_rate[probe.sample_rate], folds, seed, normalize=normalize)
+        audio = _audio_at(probe.sample_rate, dataset, audio_by_rate, on_error, max_duration)
+        result = cross_validate(lambda n=name, c=chosen: create_model(n, **c), dataset, audio, folds, seed,
+                                normalize=normalize)
         summary = result.summary()
         results.append({**summary, "pooled": result.pooled, "fold_results": result.folds})
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
@@ -116,18 +122,14 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
         chosen = {**fixed, **setting}
         probe = create_model(name, **chosen)
-        if probe.sample_rate not in audio_by_rate:
-            audio_by_rate[probe.sample_rate] = datasets.load_waveforms(
-                dataset.items, probe.sample_rate, on_error=on_error, max_seconds=max_duration
-            )
-            report_failures(audio_by_rate[probe.sample_rate].failures)
+        audio = _audio_at(probe.sample_rate, dataset, audio_by_rate, on_error, max_duration)
 
         def report(corpus: str, row: dict[str, Any], n: str = name) -> None:
             click.echo(f"{n}: held out {corpus} ({row['n']} clips): accuracy {row['accuracy']:.3f}  "
                        f"UAR {row['uar']:.3f}  macro-F1 {row['macro_f1']:.3f}", err=True)
 
-        result = leave_one_corpus_out(lambda n=name, c=chosen: create_model(n, **c), dataset,
-                                      audio_by_rate[probe.sample_rate], normalize, on_corpus=report)
+        result = leave_one_corpus_out(lambda n=name, c=chosen: create_model(n, **c), dataset, audio, normalize,
+                                      on_corpus=report)
         summary = result.summary()
         results.append({**summary, "held_out": result.held_out})
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
