@@ -76,6 +76,15 @@ def check_waveform(
     return array
 
 
+def check_layout(sample_rate: int, channels: int, frames: int, source: str) -> None:
+    """A decodable file's header: a usable rate, 1..MAX_CHANNELS channels and at least one sample."""
+    check_sample_rate(sample_rate, source)
+    if not 1 <= channels <= MAX_CHANNELS:
+        raise AudioError(source, f"has {channels} channels; 1..{MAX_CHANNELS} supported")
+    if frames <= 0:
+        raise AudioError(source, "contains no audio samples (zero length)")
+
+
 def check_sample_rate(sample_rate: int, source: str) -> None:
     if not isinstance(sample_rate, (int, np.integer)) or not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(
@@ -157,11 +166,7 @@ def _decode(
         info = sf.info(open_audio())
     except (sf.LibsndfileError, RuntimeError) as error:
         raise AudioError(source, f"is not a readable audio file ({_short(error)})") from None
-    check_sample_rate(info.samplerate, source)
-    if not 1 <= info.channels <= MAX_CHANNELS:
-        raise AudioError(source, f"has {info.channels} channels; 1..{MAX_CHANNELS} supported")
-    if info.frames <= 0:
-        raise AudioError(source, "contains no audio samples (zero length)")
+    check_layout(info.samplerate, info.channels, info.frames, source)
     if max_seconds is not None and info.frames / info.samplerate > max_seconds:
         raise AudioTooLongError(
             source,

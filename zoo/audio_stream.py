@@ -18,11 +18,10 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from zoo.audio import MAX_CHANNELS, AudioTooLongError, _check_not_truncated, _short, check_sample_rate
+from zoo.audio import MAX_PEAK, AudioTooLongError, _check_not_truncated, _short, check_layout, check_sample_rate
 from zoo.errors import AudioError
 
 BLOCK_SECONDS = 8.0
-MAX_PEAK = 16.0  # +24 dBFS: float audio lives in -1..1; far beyond is integer PCM stored as float, or garbage
 
 
 @dataclass(frozen=True)
@@ -77,11 +76,7 @@ class AudioStream:
                 info = StreamInfo(source, int(handle.samplerate), int(handle.channels), int(handle.frames))
         except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
             raise AudioError(source, f"is not a readable audio file ({_short(error)})") from None
-        check_sample_rate(info.sample_rate, source)
-        if not 1 <= info.channels <= MAX_CHANNELS:
-            raise AudioError(source, f"has {info.channels} channels; 1..{MAX_CHANNELS} supported")
-        if info.frames <= 0:
-            raise AudioError(source, "contains no audio samples (zero length)")
+        check_layout(info.sample_rate, info.channels, info.frames, source)
         if max_seconds is not None and info.duration > max_seconds:
             raise AudioTooLongError(source, f"is {info.duration:.0f} s long, over the {max_seconds:.0f} s limit")
         if self.raw_rate is None:

@@ -102,6 +102,12 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
     async def list_models() -> ModelList:
         return ModelList(models=[_info(m, m.name == default) for m in served.values()])
 
+    def begin(request: Request, model: str | None) -> tuple[asyncio.AbstractEventLoop, float, Any, str]:
+        """The event loop, the request's deadline, the model asked for and the body's media type."""
+        loop = asyncio.get_running_loop()
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        return loop, loop.time() + settings.request_timeout, _pick(served, model or default), media
+
     @app.post(
         "/v1/predict",
         response_model=Prediction,
@@ -114,10 +120,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         model: str | None = Query(None, description=f"Served model to use (default: {default})."),
         sample_rate: int | None = Query(None, description="Rate of raw float32 bodies, in Hz."),
     ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.request_timeout
-        chosen = _pick(served, model or default)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        loop, deadline, chosen, media = begin(request, model)
         if media == "multipart/form-data":
             data, source = await _within(deadline, _read_upload(request))
             job = partial(decode_file, data, source, chosen, settings)
@@ -146,10 +149,7 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         sample_rate: int | None = Query(None, description="Rate of raw float32 bodies, in Hz."),
     ) -> dict[str, Any]:
         """Speech segments of a long recording (Silero VAD) and the emotion of each; see docs/timeline.md."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + settings.request_timeout
-        chosen = _pick(served, model or default)
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        loop, deadline, chosen, media = begin(request, model)
         if media != "multipart/form-data" and not media.startswith("audio/") and media not in RAW_TYPES:
             raise _unsupported(media)
         raw_rate = None
