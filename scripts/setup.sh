@@ -21,4 +21,16 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     fi
 fi
 "${pip[@]}" -e ".[dev]"
+# Compile librosa's numba kernels once, in one process: on a fresh install, parallel feature workers compiling
+# and caching the same kernels at once left a corrupt cache that segfaulted every later run of yin.
+"$VENV/bin/python" - <<'PY'
+import numpy as np
+
+from plugins.classic.features import extract, feature_config
+
+for name in ("emorobust", "seed"):
+    config = feature_config(name)
+    t = np.arange(2 * config.sample_rate) / config.sample_rate
+    extract((0.1 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32), config)
+PY
 touch "$stamp"
