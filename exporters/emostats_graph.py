@@ -104,11 +104,8 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     frame_mean, frame_std = masked_mean_std(g, frame, speech)
 
     tracks = g.op("Concat", mfcc, log_energy, axis=2)
-    later = g.op("Slice", tracks, g.i64(1), g.i64(np.iinfo(np.int64).max), g.i64(1))
-    earlier = g.op("Slice", tracks, g.i64(0), g.i64(-1), g.i64(1))
-    speech_later = g.op("Slice", speech, g.i64(1), g.i64(np.iinfo(np.int64).max), g.i64(1), g.i64(1))
-    speech_earlier = g.op("Slice", speech, g.i64(0), g.i64(-1), g.i64(1), g.i64(1))
-    _, delta_std = masked_mean_std(g, g.op("Sub", later, earlier), g.op("And", speech_later, speech_earlier))
+    later, earlier = _pairs(g, tracks)
+    _, delta_std = masked_mean_std(g, g.op("Sub", later, earlier), g.op("And", *_pairs(g, speech)))
 
     mel_mean, mel_std = masked_mean_std(g, log_mel, speech)
 

@@ -138,7 +138,7 @@ def leave_one_corpus_out(
         raise ValueError("leave-one-corpus-out needs at least two corpora (repeat --data), every clip from one")
     labels = kept.labels
     started = time.perf_counter()
-    result: CorpusTransferResult | None = None
+    held_out: dict[str, dict[str, Any]] = {}
     for name in names:
         test = np.array([c == name for c in corpora])
         train = np.flatnonzero(~test)
@@ -148,13 +148,8 @@ def leave_one_corpus_out(
                           [kept.items[i].speaker for i in train], [corpora[i] for i in train])
         predicted = predict_normalized(model, [audio.waveforms[i] for i in test],
                                        [kept.items[i].speaker for i in test], normalize, name)
-        row = scores(labels[test], predicted)
-        row["train_corpora"] = [n for n in names if n != name]
-        if result is None:
-            result = CorpusTransferResult(model.name, model.get_params(), normalize)
-        result.held_out[name] = row
+        held_out[name] = scores(labels[test], predicted)
+        held_out[name]["train_corpora"] = [n for n in names if n != name]
         if on_corpus:
-            on_corpus(name, row)
-    assert result is not None
-    result.seconds = time.perf_counter() - started
-    return result
+            on_corpus(name, held_out[name])
+    return CorpusTransferResult(model.name, model.get_params(), normalize, held_out, time.perf_counter() - started)
