@@ -35,3 +35,46 @@ def scores(true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
         "confusion": matrix.tolist(),
         "labels": list(LABELS),
     }
+
+
+def _checked_probabilities(true: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    true = np.asarray(true, dtype=int)
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if probabilities.ndim != 2 or probabilities.shape[0] != true.shape[0]:
+        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {true.shape[0]} labels")
+    return true, probabilities
+
+
+def reliability_bins(true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
+    """Top-label reliability: per confidence bin, its range, clip count, mean confidence and accuracy.
+
+    Empty bins are left out. The bins are equal-width over [0, 1]; the last one includes 1.0.
+    """
+    true, probabilities = _checked_probabilities(true, probabilities)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == true
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    which = np.clip(np.digitize(confidence, edges[1:-1], right=True), 0, n_bins - 1)
+    bins = []
+    for b in range(n_bins):
+        members = which == b
+        if members.any():
+            bins.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": int(members.sum()),
+                         "confidence": float(confidence[members].mean()),
+                         "accuracy": float(correct[members].mean())})
+    return bins
+
+
+def expected_calibration_error(true: np.ndarray, probabilities: np.ndarray, n_bins: int = 10) -> float:
+    """Top-label ECE: the clip-weighted mean gap between confidence and accuracy over equal-width bins."""
+    bins = reliability_bins(true, probabilities, n_bins)
+    total = sum(b["n"] for b in bins)
+    return float(sum(b["n"] * abs(b["confidence"] - b["accuracy"]) for b in bins) / max(total, 1))
+
+
+def brier_score(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """Multi-class Brier score: mean over clips of the squared distance to the one-hot label (0 is perfect)."""
+    true, probabilities = _checked_probabilities(true, probabilities)
+    one_hot = np.zeros_like(probabilities)
+    one_hot[np.arange(len(true)), true] = 1.0
+    return float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1)))
