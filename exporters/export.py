@@ -1,14 +1,15 @@
 """`export_model`: a fitted model -> one self-contained, checked and validated ONNX file.
 
 1. the family's exporter (from the plugin registry) builds the graph (exporters/base.py has the contract);
-2. metadata_props: labels, sample rate, plugin and params, feature config, versions, training-data
+2. a calibrated model's temperature step appended to the probabilities (exporters/calibration.py);
+3. metadata_props: labels, sample rate, plugin and params, feature config, versions, training-data
    fingerprint;
-3. optional dynamic int8 quantisation (exporters/quantize.py);
-4. `onnx.checker.check_model(full_check=True)`;
-5. validation: the native model and the ONNX graph (run by `zoo.onnx_runtime`, exactly as users run it) on
+4. optional dynamic int8 quantisation (exporters/quantize.py);
+5. `onnx.checker.check_model(full_check=True)`;
+6. validation: the native model and the ONNX graph (run by `zoo.onnx_runtime`, exactly as users run it) on
    the same clips at batch sizes 1, 7 and 32 and on clips cut to other lengths; past the tolerance the export
    fails and nothing is written;
-6. the validation results go into the metadata and the file is written atomically.
+7. the validation results go into the metadata and the file is written atomically.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def _metadata(model: Any, opset: int, quantize: str | None, config: ExportConfig
     from zoo.model import library_versions
 
     training = getattr(model, "training_data_", {}) or {}
+    calibration = getattr(model, "calibration_", None)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -88,6 +90,7 @@ def _metadata(model: Any, opset: int, quantize: str | None, config: ExportConfig
         "training_data": training,
         "training_data_fingerprint": training.get("fingerprint", "unknown"),
         "metrics": getattr(model, "metrics_", {}) or {},
+        "calibration": calibration.as_dict() if calibration is not None else {"method": "none"},
         "opset": opset,
         "quantize": quantize or "none",
         "tolerance": {"min_agreement": config.min_agreement, "max_abs_diff": config.max_abs_diff},
@@ -158,6 +161,11 @@ def export_model(
         raise
     except Exception as error:  # exporters fail in many ways; say which model and why
         raise EmozooError(f"cannot export {model.name} to ONNX (opset {opset}): {error}") from error
+    calibration = getattr(model, "calibration_", None)
+    if calibration is not None and calibration.active:
+        from exporters.calibration import append_temperature
+
+        proto = append_temperature(proto, calibration.temperature)
     if quantize:
         from exporters.quantize import quantize_int8
 

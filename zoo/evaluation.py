@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from zoo.calibration import calibration_scores
 from zoo.datasets import Dataset, LoadedAudio, speaker_kfold
+from zoo.labels import LABELS
 from zoo.metrics import scores
 from zoo.model import fit_with_speakers
 from zoo.normalize import normalization_groups, normalize_probabilities
@@ -32,19 +34,30 @@ class CrossValidationResult:
             "model": self.model,
             "params": self.params,
             "folds": self.n_folds,
-            **{k: self.pooled[k] for k in ("accuracy", "uar", "macro_f1")},
+            **{k: self.pooled[k] for k in ("accuracy", "uar", "macro_f1", "ece", "brier")},
             **{f"{k}_std": float(np.std(v)) for k, v in per_fold.items()},
             "seconds": round(self.seconds, 1),
         }
 
 
+def probabilities_normalized(model: Any, waveforms: list[np.ndarray], speakers: list[str | None],
+                             normalize: str = "none", source: str = "") -> np.ndarray:
+    """[clips, 6] probabilities of `waveforms`; with `normalize` 'speaker' or 'session', group-normalised."""
+    probabilities = np.asarray(model.predict_proba(waveforms), dtype=np.float64)
+    if normalize == "none":
+        return probabilities
+    return normalize_probabilities(probabilities, normalization_groups(normalize, speakers, source))
+
+
 def predict_normalized(model: Any, waveforms: list[np.ndarray], speakers: list[str | None], normalize: str = "none",
                        source: str = "") -> np.ndarray:
     """Label ids of `waveforms`; with `normalize` 'speaker' or 'session', from group-normalised probabilities."""
-    if normalize == "none":
-        return np.asarray(model.predict(waveforms))
-    groups = normalization_groups(normalize, speakers, source)
-    return normalize_probabilities(model.predict_proba(waveforms), groups).argmax(axis=1)
+    return probabilities_normalized(model, waveforms, speakers, normalize, source).argmax(axis=1)
+
+
+def scored(true: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """`zoo.metrics.scores` of the top labels plus expected calibration error and Brier score."""
+    return {**scores(true, probabilities.argmax(axis=1)), **calibration_scores(true, probabilities)}
 
 
 def _run_name(model: Any) -> str:
@@ -66,7 +79,7 @@ def cross_validate(
     """k-fold by speaker over the clips in `audio`; metrics pooled over all held-out predictions."""
     kept = Dataset(audio.items, dataset.source, dataset.layout)
     labels = kept.labels
-    predictions = np.empty(len(kept), dtype=np.int64)
+    probabilities = np.zeros((len(kept), len(LABELS)))
     folds = []
     started = time.perf_counter()
     model = make_model()
@@ -74,9 +87,9 @@ def cross_validate(
         model = make_model()
         fit_with_speakers(model, [audio.waveforms[i] for i in train], labels[train],
                           [kept.items[i].speaker for i in train], [kept.items[i].corpus for i in train])
-        predictions[test] = predict_normalized(model, [audio.waveforms[i] for i in test],
-                                               [kept.items[i].speaker for i in test], normalize, kept.source)
-        fold = scores(labels[test], predictions[test])
+        probabilities[test] = probabilities_normalized(model, [audio.waveforms[i] for i in test],
+                                                       [kept.items[i].speaker for i in test], normalize, kept.source)
+        fold = scored(labels[test], probabilities[test])
         fold["test_speakers"] = sorted({kept.items[i].speaker for i in test})
         folds.append(fold)
         note(f"cv {_run_name(model)}: fold {number + 1}/{n_folds} done, accuracy {fold['accuracy']:.3f} "
@@ -87,7 +100,7 @@ def cross_validate(
         model=model.name,
         params=model.get_params(),
         n_folds=n_folds,
-        pooled=scores(labels, predictions),
+        pooled=scored(labels, probabilities),
         folds=folds,
         seconds=time.perf_counter() - started,
     )
@@ -105,7 +118,7 @@ class CorpusTransferResult:
 
     def summary(self) -> dict[str, Any]:
         rows = list(self.held_out.values())
-        means = {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "uar", "macro_f1")}
+        means = {k: float(np.mean([r[k] for r in rows])) for k in ("accuracy", "uar", "macro_f1", "ece", "brier")}
         return {
             "model": self.model,
             "params": self.params,
@@ -113,7 +126,7 @@ class CorpusTransferResult:
             "normalize": self.normalize,
             **means,
             "min_uar": float(min(r["uar"] for r in rows)),
-            "per_corpus": {name: {k: r[k] for k in ("n", "accuracy", "uar", "macro_f1")}
+            "per_corpus": {name: {k: r[k] for k in ("n", "accuracy", "uar", "macro_f1", "ece", "brier")}
                            for name, r in self.held_out.items()},
             "seconds": round(self.seconds, 1),
         }
@@ -146,9 +159,9 @@ def leave_one_corpus_out(
         model = make_model()
         fit_with_speakers(model, [audio.waveforms[i] for i in train], labels[train],
                           [kept.items[i].speaker for i in train], [corpora[i] for i in train])
-        predicted = predict_normalized(model, [audio.waveforms[i] for i in test],
-                                       [kept.items[i].speaker for i in test], normalize, name)
-        held_out[name] = scores(labels[test], predicted)
+        probabilities = probabilities_normalized(model, [audio.waveforms[i] for i in test],
+                                                 [kept.items[i].speaker for i in test], normalize, name)
+        held_out[name] = scored(labels[test], probabilities)
         held_out[name]["train_corpora"] = [n for n in names if n != name]
         if on_corpus:
             on_corpus(name, held_out[name])

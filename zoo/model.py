@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from zoo.calibration import IDENTITY, Calibration
 from zoo.errors import ModelFileError
 from zoo.fingerprint import training_data_fingerprint, waveform_digest
 from zoo.labels import LABELS
@@ -49,6 +50,8 @@ class EmotionModel(ABC):
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
     classes_: np.ndarray = np.arange(len(LABELS))
+    # set by fit (zoo.calibration); predict_proba returns calibrated probabilities, `calibrated` applies it
+    calibration_: Calibration = IDENTITY
 
     @property
     @abstractmethod
@@ -64,6 +67,10 @@ class EmotionModel(ABC):
 
     def predict(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(waveforms), axis=1)]
+
+    def calibrated(self, probabilities: np.ndarray) -> np.ndarray:
+        """`probabilities` rescaled by the fitted calibration: call at the end of ``predict_proba``."""
+        return self.calibration_.apply(probabilities)
 
     def get_params(self) -> dict[str, Any]:
         signature = inspect.signature(type(self).__init__)
@@ -105,6 +112,7 @@ class EmotionModel(ABC):
             "library_versions": library_versions(),
             "training_data": self.training_data_,
             "metrics": getattr(self, "metrics_", {}),
+            "calibration": self.calibration_.as_dict(),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -129,6 +137,7 @@ class EmotionModel(ABC):
         model._load_weights(Path(directory), manifest)
         model.training_data_ = manifest["training_data"]
         model.metrics_ = manifest.get("metrics", {})
+        model.calibration_ = Calibration.from_dict(manifest.get("calibration"), str(Path(directory) / MANIFEST))
         return model
 
 

@@ -14,6 +14,7 @@ from plugins.classic.features import EmoStatsConfig, SeedConfig, feature_config
 from zoo.augment import Augmenter
 from zoo.balance import balanced_sample_weights
 from zoo.cache import FeatureCache
+from zoo.calibration import Calibration, check_method, fit_calibration, log_probabilities, skipped, speaker_folds
 from zoo.errors import ModelFileError
 from zoo.labels import LABELS
 from zoo.model import EmotionModel
@@ -31,6 +32,7 @@ class ClassicModel(EmotionModel):
     features: str
     n_jobs: int | None
     use_cache: bool
+    calibrate: str
 
     @property
     def config(self) -> EmoStatsConfig | SeedConfig:
@@ -53,10 +55,8 @@ class ClassicModel(EmotionModel):
     def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int], groups: Sequence[object] | None = None,
             corpora: Sequence[str | None] | None = None) -> ClassicModel:
         """Fit on clips at `sample_rate`. `corpora` (one name per clip) balances corpora with `balance=corpus`;
-        `groups` (speaker ids) is accepted for the common interface and not needed here."""
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
+        `groups` (speaker ids) lets `calibrate=temperature` fit its temperature on out-of-fold predictions of
+        held-out speakers (without them the model stays uncalibrated)."""
         labels = np.asarray(labels, dtype=np.int64)
         if len(waveforms) != len(labels):
             raise ValueError(f"{len(waveforms)} waveforms but {len(labels)} labels")
@@ -64,22 +64,54 @@ class ClassicModel(EmotionModel):
             raise ValueError("training needs clips of at least two emotions")
         if corpora is not None and len(corpora) != len(labels):
             raise ValueError(f"{len(corpora)} corpus names but {len(labels)} labels")
-        weights = balanced_sample_weights(labels, corpora, self.balance)
+        check_method(self.calibrate)
         features = self.transform(waveforms)
         augmenter = self._augmenter(waveforms)
+        copies = None
         if augmenter is not None:
             cache = FeatureCache() if self.use_cache else None
             copies = extract_augmented(waveforms, self.config, augmenter, self.augment_copies, n_jobs=self.n_jobs,
                                        cache=cache)
-            features = np.concatenate([features, copies])
-            labels = np.tile(labels, 1 + self.augment_copies)
+        every = np.arange(len(labels))
+        self.pipeline_ = self._fit_pipeline(features, copies, labels, corpora, every)
+        self.calibration_ = self._fit_calibration(features, copies, labels, groups, corpora)
+        self._record_training_data(waveforms, labels)
+        return self
+
+    def _fit_pipeline(self, features: np.ndarray, copies: np.ndarray | None, labels: np.ndarray,
+                      corpora: Sequence[str | None] | None, rows: np.ndarray) -> Any:
+        """The scaler + classifier fitted on the clips at `rows` (and their augmented copies)."""
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        chosen_corpora = None if corpora is None else [corpora[i] for i in rows]
+        weights = balanced_sample_weights(labels[rows], chosen_corpora, self.balance)
+        x, y = features[rows], labels[rows]
+        if copies is not None:  # copy-major: all clips' copy 0, then copy 1, ...
+            n = len(labels)
+            x = np.concatenate([x, *(copies[c * n + rows] for c in range(self.augment_copies))])
+            y = np.tile(y, 1 + self.augment_copies)
             weights = None if weights is None else np.tile(weights, 1 + self.augment_copies)
         estimator = self._estimator(class_weight=None if weights is not None else "balanced")
         pipeline = make_pipeline(StandardScaler(), estimator)
         fit_params = {} if weights is None else {f"{pipeline.steps[-1][0]}__sample_weight": weights}
-        self.pipeline_ = pipeline.fit(features, labels, **fit_params)
-        self._record_training_data(waveforms, labels[: len(waveforms)])
-        return self
+        return pipeline.fit(x, y, **fit_params)
+
+    def _fit_calibration(self, features: np.ndarray, copies: np.ndarray | None, labels: np.ndarray,
+                         groups: Sequence[object] | None, corpora: Sequence[str | None] | None) -> Calibration:
+        """A temperature fitted on speaker-grouped out-of-fold probabilities (the same recipe refitted per fold)."""
+        if self.calibrate == "none":
+            return Calibration(fitted_on={"skipped": "calibrate=none"})
+        folds = speaker_folds(labels, groups, seed=self.random_state)
+        if isinstance(folds, str):
+            return skipped(folds)
+        held_out = np.zeros((len(labels), len(LABELS)))
+        for train, test in folds:
+            pipeline = self._fit_pipeline(features, copies, labels, corpora, train)
+            held_out[test] = _spread(pipeline, features[test])
+        return fit_calibration(labels, log_probabilities(held_out), self.calibrate, folds=len(folds),
+                               speakers=len({str(g) for g in groups or ()}),
+                               predictions="out-of-fold, speaker-grouped")
 
     def _augmenter(self, waveforms: Sequence[np.ndarray]) -> Augmenter | None:
         augmenter = Augmenter(self.augment, seed=self.random_state)
@@ -97,10 +129,7 @@ class ClassicModel(EmotionModel):
         return self.proba_from_features(self.transform(waveforms))
 
     def proba_from_features(self, features: np.ndarray) -> np.ndarray:
-        known = self.pipeline_.predict_proba(features)
-        probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float64)
-        probabilities[:, self.pipeline_.classes_] = known
-        return probabilities
+        return self.calibrated(_spread(self.pipeline_, features))
 
     def _save_weights(self, directory: Path) -> None:
         import skops.io
@@ -131,6 +160,13 @@ class ClassicModel(EmotionModel):
             raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
 
 
+def _spread(pipeline: Any, features: np.ndarray) -> np.ndarray:
+    """The pipeline's probabilities in the six label columns (zero for classes it never saw)."""
+    probabilities = np.zeros((features.shape[0], len(LABELS)), dtype=np.float64)
+    probabilities[:, pipeline.classes_] = pipeline.predict_proba(features)
+    return probabilities
+
+
 class LibrosaSVC(ClassicModel):
     name = "librosa-svc"
 
@@ -145,6 +181,7 @@ class LibrosaSVC(ClassicModel):
         balance: str = "corpus",
         augment: str = "default",
         augment_copies: int = 1,
+        calibrate: str = "temperature",
     ) -> None:
         self.features = features
         self.C = C
@@ -155,6 +192,7 @@ class LibrosaSVC(ClassicModel):
         self.balance = balance
         self.augment = augment
         self.augment_copies = augment_copies
+        self.calibrate = calibrate
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.calibration import CalibratedClassifierCV
@@ -182,6 +220,7 @@ class LibrosaRF(ClassicModel):
         balance: str = "corpus",
         augment: str = "default",
         augment_copies: int = 1,
+        calibrate: str = "temperature",
     ) -> None:
         self.features = features
         self.n_estimators = n_estimators
@@ -192,6 +231,7 @@ class LibrosaRF(ClassicModel):
         self.balance = balance
         self.augment = augment
         self.augment_copies = augment_copies
+        self.calibrate = calibrate
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.ensemble import RandomForestClassifier
@@ -219,6 +259,7 @@ class LibrosaLogReg(ClassicModel):
         balance: str = "corpus",
         augment: str = "default",
         augment_copies: int = 1,
+        calibrate: str = "temperature",
     ) -> None:
         self.features = features
         self.C = C
@@ -229,6 +270,7 @@ class LibrosaLogReg(ClassicModel):
         self.balance = balance
         self.augment = augment
         self.augment_copies = augment_copies
+        self.calibrate = calibrate
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.linear_model import LogisticRegression

@@ -8,6 +8,7 @@ import os
 import click
 
 from zoo.api import DEVICES
+from zoo.cli.confidence import min_confidence_option
 from zoo.errors import EmozooError, ModelFileError
 
 
@@ -67,6 +68,7 @@ from zoo.errors import EmozooError, ModelFileError
 )
 @click.option("--hop", "hop_seconds", default=None, type=float, help="Step between windows [default: --window].")
 @click.option("--default-model", default=None, help="Model used when a request names none [default: the first].")
+@min_confidence_option("; a request's ?min_confidence= overrides it")
 @click.option("--threads", type=click.IntRange(1), default=None, help="onnxruntime threads per ONNX model.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="auto: CUDA where usable (ONNX files and deep models), else the CPU.")
@@ -90,6 +92,7 @@ def serve_command(
     window_seconds: float,
     hop_seconds: float | None,
     default_model: str | None,
+    min_confidence: float | None,
     threads: int | None,
     device: str,
     access_log: bool,
@@ -132,6 +135,7 @@ def serve_command(
         "window_seconds": window_seconds,
         "hop_seconds": hop_seconds,
         "default_model": default_model,
+        "min_confidence": min_confidence,
     }
     if max_concurrency is not None:
         options["max_concurrency"] = max_concurrency

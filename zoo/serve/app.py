@@ -95,7 +95,8 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
 
     @app.get("/healthz", response_model=Health, tags=["service"])
     async def healthz() -> Health:
-        limits = Limits(**settings.model_dump(exclude={"default_model", "hop_seconds"}), hop_seconds=settings.hop)
+        shown = settings.model_dump(exclude={"default_model", "hop_seconds", "min_confidence"})
+        limits = Limits(**shown, hop_seconds=settings.hop)
         return Health(status="ok", models=list(served), running=pool.running, waiting=pool.waiting, limits=limits)
 
     @app.get("/v1/models", response_model=ModelList, tags=["models"])
@@ -119,6 +120,11 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
         request: Request,
         model: str | None = Query(None, description=f"Served model to use (default: {default})."),
         sample_rate: int | None = Query(None, description="Rate of raw float32 bodies, in Hz."),
+        min_confidence: float | None = Query(
+            None, ge=0.0, le=1.0,
+            description="Below this top probability the label is 'uncertain', the probabilities still given "
+                        f"(default: {settings.min_confidence if settings.min_confidence is not None else 'none'}).",
+        ),
     ) -> dict[str, Any]:
         loop, deadline, chosen, media = begin(request, model)
         if media == "multipart/form-data":
@@ -134,7 +140,8 @@ def create_app(models: Mapping[str, Any], settings: ServeSettings | None = None)
             raise _unsupported(media)
         if not data:
             raise ApiError(400, f"{source} is empty (0 bytes)")
-        return await pool.run(_decode_and_score, job, chosen, settings, timeout=deadline - loop.time())
+        return await pool.run(_decode_and_score, job, chosen, settings, min_confidence,
+                              timeout=deadline - loop.time())
 
     @app.post(
         "/v1/timeline",
@@ -177,10 +184,11 @@ def _unsupported(media: str) -> ApiError:
     )
 
 
-def _decode_and_score(job: Callable[[], Any], served: ServedModel, settings: ServeSettings) -> dict[str, Any]:
+def _decode_and_score(job: Callable[[], Any], served: ServedModel, settings: ServeSettings,
+                      min_confidence: float | None = None) -> dict[str, Any]:
     try:
         waveform, input_rate = job()
-        return score(served, waveform, input_rate, settings)
+        return score(served, waveform, input_rate, settings, min_confidence)
     except (ApiError, AudioError):
         raise
     except Exception as error:  # a bug, not bad input: a 500, answered like any other error (keep-alive kept)

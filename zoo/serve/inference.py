@@ -16,6 +16,7 @@ from zoo.audio import (
     decode_bytes,
     resample,
 )
+from zoo.calibration import decide
 from zoo.labels import LABELS
 from zoo.segments import fixed_windows
 from zoo.serve.models import ServedModel
@@ -53,7 +54,10 @@ def decode_raw(
     return resample(samples, sample_rate, served.sample_rate), sample_rate
 
 
-def score(served: ServedModel, waveform: np.ndarray, input_rate: int, settings: ServeSettings) -> dict[str, Any]:
+def score(served: ServedModel, waveform: np.ndarray, input_rate: int, settings: ServeSettings,
+          min_confidence: float | None = None) -> dict[str, Any]:
+    """The answer for one clip; `min_confidence` (else the server's) turns low-confidence labels 'uncertain'."""
+    threshold = min_confidence if min_confidence is not None else settings.min_confidence
     rate = served.sample_rate
     bounds = fixed_windows(waveform.size, rate, settings.window_seconds, settings.hop)
     # the windows are scored like the segments of /v1/timeline: silent ones are left out, the answer checked
@@ -70,23 +74,23 @@ def score(served: ServedModel, waveform: np.ndarray, input_rate: int, settings: 
             "silent": index not in by_window,
         }
         if index in by_window:
-            entry.update(_answer(by_window[index]))
+            entry.update(_answer(by_window[index], threshold))
         windows.append(entry)
     overall = probabilities.mean(axis=0)
     return {
         "model": served.name,
-        **_answer(overall),
+        **_answer(overall, threshold),
         "duration": round(waveform.size / rate, 3),
         "sample_rate": int(input_rate),
         "windows": windows,
     }
 
 
-def _answer(probabilities: np.ndarray) -> dict[str, Any]:
-    label_id = int(np.argmax(probabilities))
+def _answer(probabilities: np.ndarray, min_confidence: float | None) -> dict[str, Any]:
+    label, label_id, confidence = decide(probabilities, min_confidence)
     return {
-        "label": LABELS[label_id],
+        "label": label,
         "label_id": label_id,
-        "confidence": float(probabilities[label_id]),
-        "probabilities": {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)},
+        "confidence": confidence,
+        "probabilities": {name: float(p) for name, p in zip(LABELS, probabilities, strict=True)},
     }

@@ -27,9 +27,10 @@ class WindowPrediction(BaseModel):
 
 class Prediction(BaseModel):
     model: str = Field(description="Name of the model that answered.")
-    label: str
-    label_id: int = Field(ge=0, lt=len(LABELS))
-    confidence: float = Field(description="Probability of the predicted label.")
+    label: str = Field(description="The most probable emotion, or 'uncertain' when its probability is below "
+                                   "min_confidence (query parameter or server setting).")
+    label_id: int | None = Field(ge=0, lt=len(LABELS), description="Id of `label`; null when uncertain.")
+    confidence: float = Field(description="Probability of the most probable emotion.")
     probabilities: Probabilities  # type: ignore[valid-type]
     duration: float = Field(description="Length of the audio in seconds.")
     sample_rate: int = Field(description="Sample rate of the audio as sent, in Hz.")

@@ -28,6 +28,10 @@ class ServeSettings(BaseModel):
     window_seconds: float = Field(4.0, ge=0.5, description="Long audio is scored in windows this long.")
     hop_seconds: float | None = Field(None, gt=0, description="Step between windows (default: window).")
     default_model: str | None = Field(None, description="Model used when a request names none.")
+    min_confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Below this top probability the label is 'uncertain' (a request's ?min_confidence= overrides).",
+    )
 
     @model_validator(mode="after")
     def _hop_not_longer_than_window(self) -> ServeSettings:
