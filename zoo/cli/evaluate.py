@@ -11,9 +11,9 @@ from rich.table import Table
 
 from zoo import datasets
 from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, parse_value, report_failures
-from zoo.evaluation import cross_validate, leave_one_corpus_out, predict_normalized
+from zoo.evaluation import cross_validate, leave_one_corpus_out, probabilities_normalized, scored
 from zoo.labels import LABELS
-from zoo.metrics import scores
+from zoo.metrics import reliability_bins
 from zoo.normalize import NORMALIZE_MODES
 from zoo.registry import create_model
 from zoo.storage import atomic_write_json
@@ -87,7 +87,7 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
         return
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
-    table = Table("model", "params", "accuracy", "UAR", "macro-F1", "fold acc. std", "seconds",
+    table = Table("model", "params", "accuracy", "UAR", "macro-F1", "fold acc. std", "ECE", "Brier", "seconds",
                   title=f"{folds}-fold speaker-grouped cross-validation on {' + '.join(data)}"
                         + (f", normalize={normalize}" if normalize != "none" else ""))
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
@@ -100,7 +100,8 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
         results.append({**summary, "pooled": result.pooled, "fold_results": result.folds})
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
                       f"{summary['accuracy']:.3f}", f"{summary['uar']:.3f}", f"{summary['macro_f1']:.3f}",
-                      f"{summary['accuracy_std']:.3f}", f"{summary['seconds']:.0f}")
+                      f"{summary['accuracy_std']:.3f}", f"{summary['ece']:.3f}", f"{summary['brier']:.3f}",
+                      f"{summary['seconds']:.0f}")
         if confusion:
             print_confusion(result.pooled, f"{name} {chosen}")
     Console(width=140).print(table)
@@ -116,7 +117,7 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
     table = Table("model", "params", *(f"{c} UAR" for c in corpora), "mean acc.", "mean UAR", "mean F1",
-                  "min UAR", "seconds",
+                  "min UAR", "mean ECE", "seconds",
                   title="leave-one-corpus-out (train on the others, test on the named corpus)"
                         + (f", normalize={normalize}" if normalize != "none" else ""))
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
@@ -126,7 +127,7 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
 
         def report(corpus: str, row: dict[str, Any], n: str = name) -> None:
             click.echo(f"{n}: held out {corpus} ({row['n']} clips): accuracy {row['accuracy']:.3f}  "
-                       f"UAR {row['uar']:.3f}  macro-F1 {row['macro_f1']:.3f}", err=True)
+                       f"UAR {row['uar']:.3f}  macro-F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", err=True)
 
         result = leave_one_corpus_out(lambda n=name, c=chosen: create_model(n, **c), dataset, audio, normalize,
                                       on_corpus=report)
@@ -135,7 +136,7 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
                       *(f"{summary['per_corpus'][c]['uar']:.3f}" for c in corpora),
                       f"{summary['accuracy']:.3f}", f"{summary['uar']:.3f}", f"{summary['macro_f1']:.3f}",
-                      f"{summary['min_uar']:.3f}", f"{summary['seconds']:.0f}")
+                      f"{summary['min_uar']:.3f}", f"{summary['ece']:.3f}", f"{summary['seconds']:.0f}")
         if confusion:
             for corpus, row in result.held_out.items():
                 print_confusion(row, f"{name} {chosen}, held out {corpus}")
@@ -164,12 +165,29 @@ def evaluate_command(model_path: str, data: tuple[str, ...], as_json: bool, norm
     report_failures(audio.failures)
     labels = datasets.Dataset(audio.items, dataset.source, dataset.layout).labels
     speakers = [item.speaker for item in audio.items]
-    result = scores(labels, predict_normalized(model, audio.waveforms, speakers, normalize, " + ".join(data)))
+    probabilities = probabilities_normalized(model, audio.waveforms, speakers, normalize, " + ".join(data))
+    result = scored(labels, probabilities)
+    result["reliability"] = reliability_bins(labels, probabilities)
     result["model"] = str(Path(model_path))
     result["normalize"] = normalize
+    result["calibration"] = _calibration_of(model)
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
     click.echo(f"{model_path} on {' + '.join(data)} ({result['n']} clips): accuracy {result['accuracy']:.3f}  "
                f"UAR {result['uar']:.3f}  macro-F1 {result['macro_f1']:.3f}")
+    calibration = result["calibration"]
+    state = (f"temperature {calibration['temperature']:.3f}" if calibration.get("method") == "temperature"
+             else "uncalibrated")
+    click.echo(f"confidence: expected calibration error {result['ece']:.3f}  Brier {result['brier']:.3f}  "
+               f"(model {state}; docs/calibration.md)")
     print_confusion(result, "confusion matrix")
+
+
+def _calibration_of(model: Any) -> dict[str, Any]:
+    """The model's calibration record: a native model's attribute, or an ONNX file's metadata."""
+    native = getattr(model, "calibration_", None)
+    if native is not None:
+        return native.as_dict()
+    recorded = (getattr(model, "metadata", None) or {}).get("calibration")
+    return recorded if isinstance(recorded, dict) else {"method": "none"}

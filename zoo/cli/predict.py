@@ -11,7 +11,9 @@ import click
 import numpy as np
 
 from zoo.api import DEVICES
+from zoo.calibration import decide
 from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
+from zoo.cli.confidence import min_confidence_option
 from zoo.datasets import read_item
 from zoo.errors import AudioError, DatasetError, ModelFileError
 from zoo.inputs import collect_inputs
@@ -46,10 +48,12 @@ def _is_model(text: str) -> bool:
 @click.option("--normalize", type=click.Choice(NORMALIZE_MODES), default="none", show_default=True,
               help="Normalise outputs over each speaker's clips (a manifest's speaker column) or over all the "
                    "clips of this run (session); see docs/robustness.md for when it helps.")
+@min_confidence_option(" (not with --format dacon)")
 @ON_ERROR
 @MAX_DURATION
 def predict_command(arguments: tuple[str, ...], output_format: str, output: str | None, batch_size: int,
-                    threads: int | None, device: str, normalize: str, on_error: str, max_duration: float) -> None:
+                    threads: int | None, device: str, normalize: str, min_confidence: float | None, on_error: str,
+                    max_duration: float) -> None:
     """Predict the emotion of clips with MODEL (directory or .onnx; the bundled model when left out).
 
     INPUT: audio files, folders of audio, or a CSV list (the competition's test.csv, or manifest.csv).
@@ -62,6 +66,9 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
             raise ModelFileError(f"no model given and the bundled default model is missing ({model_path})")
     if not inputs:
         raise click.UsageError("give at least one INPUT (audio file, folder or CSV)")
+    if min_confidence is not None and output_format == "dacon":
+        raise click.UsageError("--min-confidence cannot be used with --format dacon: a competition submission "
+                               "needs one of the six labels for every clip")
     if output:
         check_output_file(output)
     # inputs and output are checked before the model is loaded: that imports the heavy libraries (seconds)
@@ -90,7 +97,7 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
     if normalize != "none" and len(kept):
         groups = normalization_groups(normalize, [getattr(item, "speaker", None) for item in kept], " ".join(inputs))
         probabilities = normalize_probabilities(probabilities, groups)
-    rows = [_row(item, p) for item, p in zip(kept, probabilities, strict=True)]
+    rows = [_row(item, p, min_confidence) for item, p in zip(kept, probabilities, strict=True)]
     text = _render(rows, output_format, listing.submission_order, failures)
     if output:
         atomic_write_text(output, text)
@@ -101,16 +108,16 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
         click.echo(text, nl=False)
 
 
-def _row(item: Any, probabilities: np.ndarray) -> dict[str, Any]:
-    label_id = int(np.argmax(probabilities))
+def _row(item: Any, probabilities: np.ndarray, min_confidence: float | None = None) -> dict[str, Any]:
+    label, label_id, confidence = decide(probabilities, min_confidence)
     return {
         "id": item.id,
         "path": str(item.path),
         "true": LABELS[item.label] if item.label is not None else None,
-        "label": LABELS[label_id],
+        "label": label,
         "label_id": label_id,
-        "confidence": float(probabilities[label_id]),
-        "probabilities": {label: float(p) for label, p in zip(LABELS, probabilities, strict=True)},
+        "confidence": confidence,
+        "probabilities": {name: float(p) for name, p in zip(LABELS, probabilities, strict=True)},
     }
 
 
@@ -161,10 +168,12 @@ def _print_table(rows: list[dict[str, Any]], model: str) -> None:
     table.add_column("confidence", justify="right")
     for row in rows:
         cells = [row["id"]] + ([row["true"] or "-"] if has_truth else [])
-        mark = "" if not has_truth or row["true"] is None else (" ✓" if row["true"] == row["label"] else " ✗")
+        mark = "" if not has_truth or row["true"] is None or row["label_id"] is None else (
+            " ✓" if row["true"] == row["label"] else " ✗")
         table.add_row(*cells, row["label"] + mark, f"{row['confidence']:.0%}")
     Console(width=120).print(table)
     if has_truth:
         scored = [r for r in rows if r["true"]]
         correct = sum(r["true"] == r["label"] for r in scored)
-        Console().print(f"{correct}/{len(scored)} correct")
+        uncertain = sum(r["label_id"] is None for r in scored)
+        Console().print(f"{correct}/{len(scored)} correct" + (f", {uncertain} uncertain" if uncertain else ""))
