@@ -15,13 +15,14 @@ from zoo.calibration import decide
 from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
 from zoo.cli.confidence import min_confidence_option
 from zoo.datasets import read_item
+from zoo.distributed.cli import ENGINES, check_engine_options, run_ray_predict
 from zoo.errors import AudioError, DatasetError, ModelFileError
 from zoo.inputs import collect_inputs
 from zoo.labels import LABELS
 from zoo.normalize import NORMALIZE_MODES, normalization_groups, normalize_probabilities
 from zoo.storage import atomic_write_text, check_output_file
 
-FORMATS = ["table", "json", "csv", "dacon"]
+FORMATS = ["table", "json", "csv", "dacon", "parquet"]
 
 
 def default_model_path() -> Path:
@@ -48,16 +49,25 @@ def _is_model(text: str) -> bool:
 @click.option("--normalize", type=click.Choice(NORMALIZE_MODES), default="none", show_default=True,
               help="Normalise outputs over each speaker's clips (a manifest's speaker column) or over all the "
                    "clips of this run (session); see docs/robustness.md for when it helps.")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="ray: score on Ray Data, here or on a cluster, into partitions in the folder -o names, "
+                   "resumable, bad files recorded (the ray extra; docs/ray.md).")
+@click.option("--address", default=None, help="--engine ray: the Ray cluster to join [default: Ray on this machine].")
+@click.option("--num-workers", type=click.IntRange(1), default=None,
+              help="--engine ray: scoring actors, each holding the model once [default: one per CPU].")
 @min_confidence_option(" (not with --format dacon)")
 @ON_ERROR
 @MAX_DURATION
 def predict_command(arguments: tuple[str, ...], output_format: str, output: str | None, batch_size: int,
-                    threads: int | None, device: str, normalize: str, min_confidence: float | None, on_error: str,
+                    threads: int | None, device: str, normalize: str, engine: str, address: str | None,
+                    num_workers: int | None, min_confidence: float | None, on_error: str,
                     max_duration: float) -> None:
     """Predict the emotion of clips with MODEL (directory or .onnx; the bundled model when left out).
 
     INPUT: audio files, folders of audio, or a CSV list (the competition's test.csv, or manifest.csv).
     """
+    partition_format = check_engine_options(engine, output=output, output_format=output_format,
+                                            normalize=normalize, address=address, num_workers=num_workers)
     if _is_model(arguments[0]):
         model_path, inputs = Path(arguments[0]), list(arguments[1:])
     else:
@@ -69,6 +79,12 @@ def predict_command(arguments: tuple[str, ...], output_format: str, output: str 
     if min_confidence is not None and output_format == "dacon":
         raise click.UsageError("--min-confidence cannot be used with --format dacon: a competition submission "
                                "needs one of the six labels for every clip")
+    if min_confidence is not None and partition_format is not None:
+        raise click.UsageError("--min-confidence is not supported with --engine ray")
+    if partition_format is not None:  # bad files are recorded in OUT, never fatal: --on-error does not apply
+        return run_ray_predict(model_path, inputs, output, partition_format=partition_format, address=address,
+                               num_workers=num_workers, batch_size=batch_size, threads=threads, device=device,
+                               max_duration=max_duration)
     if output:
         check_output_file(output)
     # inputs and output are checked before the model is loaded: that imports the heavy libraries (seconds)

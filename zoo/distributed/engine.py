@@ -1,0 +1,163 @@
+"""Run the Ray Data pipeline: list -> decode tasks -> scoring actor pool -> partitions in OUT + summary.json."""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from zoo.distributed import require_ray
+from zoo.distributed.ledger import SUMMARY_FILE, model_digest, open_output, partition_files, read_ledger
+from zoo.distributed.partitions import FORMATS, write_partition
+from zoo.distributed.stages import DECODE_S, SCORE_S, Scorer, decode_batch, listing_rows
+from zoo.storage import atomic_write_json
+
+DECODE_BLOCK = 32  # listed inputs per decode task: small enough to spread a few thousand clips over many tasks
+DECODE_CPUS = 0.25  # a decode task is mostly file reading and resampling; scoring gets the rest of each CPU
+POOL_SHARE = 0.75  # the actor pool together asks for at most this share of the cluster's CPUs (never starves decode)
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None  # None: start Ray on this machine (or use the Ray this process already started)
+    num_workers: int | None = None  # scoring actors; None: one per CPU of the cluster
+    threads: int | None = None  # model threads per actor; None: 1
+    device: str = "auto"
+    batch_size: int = 16  # clips per model run (as `emozoo predict --batch-size`)
+    actor_batch: int = 64  # clips handed to an actor at once (predict_proba sorts them by length)
+    partition_rows: int = 1000  # rows per partition file
+    output_format: str = "csv"
+    max_seconds: float | None = 600.0
+    progress: bool = True  # Ray Data's progress bars on standard error
+
+
+@dataclass
+class Summary:
+    """summary.json: the whole folder's counts and failures, and this run's work and timings."""
+
+    model: str
+    output_format: str
+    rows: int  # inputs with a row in OUT (newest row per path)
+    scored: int
+    failed: int
+    labels: dict[str, int]
+    failures: list[dict[str, str]]
+    stale_rows: int  # older rows of files that changed and were scored again
+    partitions: int
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: str | os.PathLike[str],
+                   options: RayOptions | None = None,
+                   on_partition: Callable[[Path], None] | None = None) -> Summary:
+    """Score every input not already scored in `out`; write partitions and `out/summary.json`; return the summary.
+
+    `on_partition` is called with each partition written (progress reporting; tests stop a run there).
+    """
+    from zoo.inputs import collect_inputs
+
+    options = options or RayOptions()
+    if options.output_format not in FORMATS:
+        raise ValueError(f"unknown partition format {options.output_format!r}; choose one of: {', '.join(FORMATS)}")
+    model_path = Path(model_path)
+    started = time.perf_counter()
+    listing = collect_inputs(list(inputs))
+    sample_rate = _sample_rate(model_path)
+    target = open_output(out, model_path, model_digest(model_path))
+    ledger = read_ledger(target)
+    rows = listing_rows(listing.items)
+    ray = require_ray()
+    owns_ray = _start_ray(ray, options.address)
+    try:
+        ready = time.perf_counter()
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        written, totals = 0, Counter()
+        for batch in _pipeline(ray, model_path, rows, sample_rate, ledger.done, options).iter_batches(
+                batch_size=options.partition_rows, batch_format="pyarrow"):
+            totals.update(decode_s=sum(batch.column(DECODE_S).to_pylist()),
+                          score_s=sum(batch.column(SCORE_S).to_pylist()), rows=batch.num_rows,
+                          failed=batch.num_rows - batch.column("error").null_count)
+            path = target / f"part-{stamp}-{written:05d}.{options.output_format}"
+            write_partition(path, batch.drop_columns([DECODE_S, SCORE_S]), options.output_format)
+            written += 1
+            if on_partition is not None:
+                on_partition(path)
+        workers = _pool_size(ray, options)
+    finally:
+        if owns_ray:
+            ray.shutdown()
+    wall = time.perf_counter() - started
+    run = {
+        "started": stamp, "inputs": list(inputs), "listed": len(rows), "already_done": len(rows) - totals["rows"],
+        "scored": totals["rows"] - totals["failed"], "failed": totals["failed"], "partitions_written": written,
+        "workers": workers, "address": options.address or "local",
+        "seconds": {"total": round(wall, 3), "ray_start": round(ready - started, 3),
+                    "decode_task_s": round(totals["decode_s"], 3), "score_actor_s": round(totals["score_s"], 3)},
+        "clips_per_second": round(totals["rows"] / wall, 2) if wall > 0 else None,
+    }
+    summary = summarize(target, model_path, options.output_format, run)
+    atomic_write_json(target / SUMMARY_FILE, asdict(summary))
+    return summary
+
+
+def summarize(out: Path, model_path: Path, output_format: str, run: dict[str, Any]) -> Summary:
+    ledger = read_ledger(out)
+    current = list(ledger.rows.values())
+    failures = [{"path": row["path"], "error": row["error"]} for row in current if row["error"] is not None]
+    labels = Counter(row["label"] for row in current if row["error"] is None)
+    return Summary(model=str(model_path), output_format=output_format, rows=len(current),
+                   scored=len(current) - len(failures), failed=len(failures), labels=dict(sorted(labels.items())),
+                   failures=failures, stale_rows=ledger.stale, partitions=len(partition_files(out)), run=run)
+
+
+def _sample_rate(model_path: Path) -> int:
+    """The rate the decode tasks resample to; loading here also checks the model before Ray starts."""
+    if model_path.suffix == ".onnx":
+        from zoo.onnx_runtime import OnnxEmotionModel
+
+        return OnnxEmotionModel(model_path, threads=1, providers=["CPUExecutionProvider"]).sample_rate
+    from zoo.api import load
+
+    return int(load(model_path).sample_rate)
+
+
+def _start_ray(ray: Any, address: str | None) -> bool:
+    """Join `address` or start Ray here, unless this process already did; True when we started it."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine unless asked for
+    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
+             configure_logging=True)
+    return True
+
+
+def _pool_size(ray: Any, options: RayOptions) -> int:
+    return options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rate: int,
+              done: set[tuple[str, str]], options: RayOptions) -> Any:
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = options.progress
+    context.print_on_execution_start = options.progress
+    workers = _pool_size(ray, options)
+    cpus = float(ray.cluster_resources().get("CPU", 1))
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / DECODE_BLOCK)))
+    # fault tolerance is Ray Data's own, left at its defaults: a decode task lost with its worker is retried,
+    # and a dead scoring actor is restarted and its batch retried (max_retries / max_restarts /
+    # max_task_retries = -1, unlimited). An exception from our code is a bug and stops the run.
+    decoded = dataset.map_batches(
+        decode_batch, batch_format="pyarrow", batch_size=None, num_cpus=DECODE_CPUS,
+        fn_kwargs={"sample_rate": sample_rate, "max_seconds": options.max_seconds, "done": done})
+    return decoded.map_batches(
+        Scorer, batch_format="pyarrow", batch_size=options.actor_batch,
+        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=min(1.0, POOL_SHARE * cpus / workers),
+        fn_constructor_kwargs={"model_path": str(model_path), "threads": options.threads or 1,
+                               "device": options.device, "batch_size": options.batch_size})
