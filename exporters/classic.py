@@ -63,6 +63,15 @@ class ClassicExporter:
             # up to |A|/4 (slopes ~1-2). Measured with emorobust features: one of 14 held-out clips at 0.029,
             # the features themselves within 2e-5 standard deviations. Labels must still agree on 99.5 %
             config = replace(config, max_abs_diff=max(config.max_abs_diff, 0.05))
+        calibration = getattr(model, "calibration_", None)
+        if calibration is not None and calibration.active:
+            # softmax(log p / T) moves a probability by up to about max(1, 1/T) times the move of p (derived, not
+            # measured); with T > 1 a forest class going from no tree vote to one (p 0 -> 1/trees, see above) is
+            # lifted to about (1/trees)^(1/T)
+            bound = config.max_abs_diff * max(1.0, 1.0 / calibration.temperature)
+            if trees and calibration.temperature > 1:
+                bound = max(bound, (2.0 / trees) ** (1.0 / calibration.temperature))
+            config = replace(config, max_abs_diff=bound)
         if getattr(model, "features", "default") == "seed":
             # yin's trough choice (and the tempo's argmax) are decisions on float32 spectra: a frame whose two
             # best candidates are within rounding of each other may pick the other one. Measured: max |dp|
