@@ -45,6 +45,23 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
+def parse_model_params(pairs: Sequence[str], models: Sequence[str]) -> dict[str | None, dict[str, Any]]:
+    """`KEY=VALUE` applies to every model (key None), `MODEL:KEY=VALUE` to the one named (MODEL as given)."""
+    params: dict[str | None, dict[str, Any]] = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip():
+            raise EmozooError(f"--param {pair!r} is not [MODEL:]KEY=VALUE")
+        target: str | None = None
+        if ":" in key:
+            target, key = key.rsplit(":", 1)
+            if target not in models:
+                raise EmozooError(f"--param {pair!r} names {target!r}, which is not among the models given "
+                                  f"({', '.join(models)})")
+        params.setdefault(target, {})[key.strip().replace("-", "_")] = parse_value(value.strip())
+    return params
+
+
 def report_failures(failures: Sequence[tuple[Any, str]]) -> None:
     if not failures:
         return

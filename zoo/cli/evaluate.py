@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from zoo import datasets
-from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_params, parse_value, report_failures
+from zoo.cli.common import MAX_DURATION, ON_ERROR, parse_model_params, parse_value, report_failures
 from zoo.evaluation import cross_validate, leave_one_corpus_out, probabilities_normalized, scored
 from zoo.labels import LABELS
 from zoo.metrics import reliability_bins
@@ -60,7 +60,8 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @click.option("--data", "data", required=True, multiple=True,
               help="Labelled dataset with speaker ids. Repeat to combine corpora.")
 @click.option("--folds", default=5, show_default=True, help="Number of speaker-grouped folds.")
-@click.option("--param", "params", multiple=True, help="Model parameter KEY=VALUE for every run.")
+@click.option("--param", "params", multiple=True,
+              help="Model parameter [MODEL:]KEY=VALUE, for every model or the one named (repeatable).")
 @click.option("--sweep", "sweeps", multiple=True, help="Compare values: KEY=V1,V2 (e.g. features=default,seed).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json-out", type=click.Path(), help="Write every result, folds included, to this JSON file.")
@@ -81,7 +82,7 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
         raise click.UsageError("--leave-one-corpus-out needs two or more --data corpora")
     dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
-    fixed = parse_params(params)
+    fixed = parse_model_params(params, model_names)
     if corpus_out:
         _corpus_transfer(model_names, dataset, fixed, sweeps, json_out, confusion, normalize, on_error, max_duration)
         return
@@ -91,7 +92,7 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
                   title=f"{folds}-fold speaker-grouped cross-validation on {' + '.join(data)}"
                         + (f", normalize={normalize}" if normalize != "none" else ""))
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
-        chosen = {**fixed, **setting}
+        chosen = {**fixed.get(None, {}), **fixed.get(name, {}), **setting}
         probe = create_model(name, **chosen)
         audio = _audio_at(probe.sample_rate, dataset, audio_by_rate, on_error, max_duration)
         result = cross_validate(lambda n=name, c=chosen: create_model(n, **c), dataset, audio, folds, seed,
@@ -110,7 +111,7 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
                                      "protocol": "speaker-kfold", "results": results})
 
 
-def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fixed: dict[str, Any],
+def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fixed: dict[str | None, dict[str, Any]],
                      sweeps: tuple[str, ...], json_out: str | None, confusion: bool, normalize: str, on_error: str,
                      max_duration: float) -> None:
     corpora = sorted({item.corpus for item in dataset.items if item.corpus})
@@ -121,7 +122,7 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
                   title="leave-one-corpus-out (train on the others, test on the named corpus)"
                         + (f", normalize={normalize}" if normalize != "none" else ""))
     for name, setting in itertools.product(model_names, _sweep_settings(sweeps)):
-        chosen = {**fixed, **setting}
+        chosen = {**fixed.get(None, {}), **fixed.get(name, {}), **setting}
         probe = create_model(name, **chosen)
         audio = _audio_at(probe.sample_rate, dataset, audio_by_rate, on_error, max_duration)
 

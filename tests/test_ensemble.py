@@ -1,0 +1,117 @@
+"""The ensemble plugin on real speech: two cheap classic members fitted on RAVDESS speakers, scored on an unseen
+one; save/load round-trip; one ONNX file with one shared feature graph that validates; stacking's speaker
+folds; clear errors for bad member lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import zoo
+from exporters import export_model
+from exporters.classic import feature_model
+from plugins.ensemble.model import speaker_folds
+from zoo import datasets
+from zoo.errors import EmozooError
+from zoo.model import fit_with_speakers
+
+TRAIN_SPEAKERS = ("Actor_01", "Actor_02", "Actor_05")  # as tests/test_export.py: the session cache is shared
+HELD_OUT_SPEAKER = "Actor_06"
+MEMBERS = "librosa-logreg(augment=none,n_jobs=1),librosa-rf(augment=none,n_estimators=60,n_jobs=1)"
+
+
+@pytest.fixture(scope="module")
+def speech(ravdess_dir: Path) -> dict:
+    dataset = datasets.load(ravdess_dir)
+    train = dataset.subset([i for i, item in enumerate(dataset) if item.speaker in TRAIN_SPEAKERS])
+    test = dataset.subset([i for i, item in enumerate(dataset) if item.speaker == HELD_OUT_SPEAKER])
+    return {
+        "train": (datasets.load_waveforms(train.items, 16_000).waveforms, train.labels,
+                  [item.speaker for item in train.items]),
+        "test": (datasets.load_waveforms(test.items, 16_000).waveforms, test.labels),
+    }
+
+
+@pytest.fixture(scope="module")
+def mean_ensemble(speech: dict) -> zoo.EmotionModel:
+    waveforms, labels, speakers = speech["train"]
+    return fit_with_speakers(zoo.create_model("ensemble", members=MEMBERS), waveforms, labels, speakers)
+
+
+@pytest.fixture(scope="module")
+def stacked_ensemble(speech: dict) -> zoo.EmotionModel:
+    waveforms, labels, speakers = speech["train"]
+    model = zoo.create_model("ensemble", members=MEMBERS, combine="stack", stack_folds=3)
+    return fit_with_speakers(model, waveforms, labels, speakers)
+
+
+def test_ensemble_beats_chance_on_an_unseen_speaker(mean_ensemble, speech: dict) -> None:
+    waveforms, labels = speech["test"]
+    accuracy = float((mean_ensemble.predict(waveforms) == labels).mean())
+    assert accuracy > 1 / 6 + 0.15, accuracy
+    probabilities = mean_ensemble.predict_proba(waveforms[:5])
+    members = [m.predict_proba(waveforms[:5]) for m in mean_ensemble.members_]
+    np.testing.assert_allclose(probabilities, (members[0] + members[1]) / 2, atol=1e-12)
+
+
+def test_save_load_round_trip_predicts_the_same(mean_ensemble, speech: dict, tmp_path: Path) -> None:
+    mean_ensemble.save(tmp_path / "ensemble")
+    assert sorted(p.name for p in (tmp_path / "ensemble" / "members").iterdir()) == ["0", "1"]
+    assert not list((tmp_path / "ensemble").rglob("*.pkl"))
+    loaded = zoo.load(tmp_path / "ensemble")
+    assert [m.name for m in loaded.members_] == ["librosa-logreg", "librosa-rf"]
+    clips = speech["test"][0][:8]
+    np.testing.assert_array_equal(loaded.predict_proba(clips), mean_ensemble.predict_proba(clips))
+
+
+@pytest.mark.parametrize("which", ["mean", "stack"])
+def test_one_onnx_file_with_one_shared_feature_graph_validates(which: str, mean_ensemble, stacked_ensemble,
+                                                               speech: dict, tmp_path: Path) -> None:
+    model = mean_ensemble if which == "mean" else stacked_ensemble
+    waveforms, labels = speech["test"]
+    report = export_model(model, tmp_path / "ensemble.onnx", validate_on=(waveforms[:16], labels[:16]))
+    assert report.validation.passed and report.validation.agreement == 1.0
+    graph = onnx.load(tmp_path / "ensemble.onnx").graph
+    member = model.members_[0]
+    one_copy = len(feature_model(member.config, int(member.pipeline_.n_features_in_), 17).graph.node)
+    # both members use the same feature set: one copy of its graph plus two small heads, never two copies
+    assert one_copy <= len(graph.node) < 2 * one_copy
+    produced = {name for node in graph.node for name in node.output}
+    assert any(n.startswith("features0/") for n in produced)
+    assert not any(n.startswith("features1/") for n in produced)
+
+
+def test_stacking_learns_on_out_of_fold_speakers(stacked_ensemble, speech: dict) -> None:
+    waveforms, labels, speakers = speech["train"]
+    folds = speaker_folds(labels, speakers, None, 3, 0)
+    assert len(folds) == 3
+    for train, test in folds:
+        assert not {speakers[i] for i in train} & {speakers[i] for i in test}
+    assert stacked_ensemble.combiner_.coef.shape == (6, 12)
+    accuracy = float((stacked_ensemble.predict(speech["test"][0]) == speech["test"][1]).mean())
+    assert accuracy > 1 / 6 + 0.15, accuracy
+    with pytest.raises(EmozooError, match="speaker id"):
+        zoo.create_model("ensemble", members=MEMBERS, combine="stack").fit(waveforms[:20], labels[:20])
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"members": "librosa-svc,no-such-model"}, "ensemble member no-such-model: unknown model 'no-such-model'"),
+    ({"members": "librosa-svc(Cx=3),librosa-logreg"}, "ensemble member librosa-svc.*no parameter 'Cx'"),
+    ({"members": "librosa-svc(C=3,librosa-logreg"}, "is never closed"),
+    ({"members": "librosa-svc"}, "at least two members"),
+    ({"members": "librosa-svc,librosa-logreg", "weights": "1,2,3"}, "3 weight.* for 2 members"),
+    ({"members": "librosa-svc,librosa-logreg", "combine": "max"}, "combine='max'"),
+    ({"members": "librosa-svc,ensemble"}, "cannot be a member"),
+])
+def test_bad_member_lists_name_the_problem(params: dict, message: str) -> None:
+    with pytest.raises(EmozooError, match=message):
+        zoo.create_model("ensemble", **params)
+
+
+def test_member_params_and_weights_parse() -> None:
+    model = zoo.create_model("ensemble", members="librosa-svc(C=3,gamma=0.01),librosa-svc(C=30)", weights="3,1")
+    assert [(m.C, m.gamma) for m in model.members_] == [(3, 0.01), (30, "scale")]
+    assert model.weights_ == [0.75, 0.25]
