@@ -1,5 +1,6 @@
-"""Built-in deep-learning plugin: wav2vec2 (fine-tuned self-supervised speech backbones) and logmel-cnn
-(a compact CNN on log-mel spectrograms trained from scratch).
+"""Built-in deep-learning plugin: wav2vec2 (fine-tuned self-supervised speech backbones), logmel-cnn
+(a compact CNN on log-mel spectrograms trained from scratch) and emonet (a log-mel CNN fused with utterance
+statistics, trained from scratch).
 
 Registering imports neither torch nor transformers: they load when a model is built, trained or exported.
 """
@@ -13,6 +14,7 @@ from zoo.hookspecs import hookimpl
 
 @hookimpl
 def register_models(register: Callable[..., None]) -> None:
+    from plugins.deep.emonet import EmoNet
     from plugins.deep.logmel_cnn import LogMelCNN
     from plugins.deep.wav2vec2 import Wav2Vec2Emotion
 
@@ -25,11 +27,17 @@ def register_models(register: Callable[..., None]) -> None:
         "logmel-cnn", LogMelCNN, family="logmel-cnn",
         description="compact CNN on 64-band log-mel spectrograms with attentive pooling, trained from scratch",
     )
+    register(
+        "emonet", EmoNet, family="emonet",
+        description="log-mel CNN (per-utterance normalised) fused with emorobust utterance statistics, "
+        "corpus-balanced, trained from scratch",
+    )
 
 
 @hookimpl
 def register_exporters(register: Callable[..., None]) -> None:
-    from exporters.torch_models import LogMelCNNExporter, Wav2Vec2Exporter
+    from exporters.torch_models import EmoNetExporter, LogMelCNNExporter, Wav2Vec2Exporter
 
     register("wav2vec2", Wav2Vec2Exporter())
     register("logmel-cnn", LogMelCNNExporter())
+    register("emonet", EmoNetExporter())

@@ -60,7 +60,9 @@ class DeepEmotionModel(EmotionModel):
         return SAMPLE_RATE
 
     # -- to implement ------------------------------------------------------------------------------------
-    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray) -> nn.Module:
+    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray,
+                     clip_inputs: np.ndarray | None = None) -> nn.Module:
+        """A fresh network for the training clips (`clip_inputs`: their `_clip_inputs` rows, if any)."""
         raise NotImplementedError
 
     def _param_groups(self) -> list[dict[str, Any]]:
@@ -73,6 +75,14 @@ class DeepEmotionModel(EmotionModel):
     def _min_samples(self) -> int:
         return 1
 
+    def _clip_inputs(self, waveforms: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Per-clip vectors [n_clips, n] the network takes after (waveform, lengths); None for none."""
+        return None
+
+    def _sample_weights(self, labels: np.ndarray, corpora: Sequence[str | None] | None) -> np.ndarray | None:
+        """Per-clip loss weights; None: class-balanced loss weights."""
+        return None
+
     # -- training ------------------------------------------------------------------------------------------
     def _settings(self) -> TrainSettings:
         from plugins.deep.training import TrainSettings
@@ -83,28 +93,37 @@ class DeepEmotionModel(EmotionModel):
             patience=self.patience, label_smoothing=self.label_smoothing, precision=self.precision,
             device=self.device, seed=self.seed, checkpoint_dir=self.checkpoint_dir, resume_from=self.resume_from,
             epochs_per_run=self.epochs_per_run, description=self.name,
-            find_unused_parameters=self.find_unused_parameters,
+            find_unused_parameters=self.find_unused_parameters, auxiliary_weight=self._auxiliary_weight(),
         )
 
-    def _batch_maker(self, waveforms: Sequence[np.ndarray], augment: WaveAugment | None) -> Any:
+    def _auxiliary_weight(self) -> float:
+        return 0.0
+
+    def _batch_maker(self, waveforms: Sequence[np.ndarray], augment: WaveAugment | None,
+                     clip_inputs: np.ndarray | None = None) -> Any:
+        import torch
+
         from plugins.deep.batching import pad_batch
 
         minimum = self._min_samples()
+        extra = None if clip_inputs is None else torch.from_numpy(np.asarray(clip_inputs, dtype=np.float32))
 
-        def make_batch(positions: Sequence[int], epoch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+        def make_batch(positions: Sequence[int], epoch: int | None) -> tuple[torch.Tensor, ...]:
             if epoch is None or augment is None:
                 clips = [waveforms[p] for p in positions]
             else:  # one generator per (seed, epoch, clip): the same augmentation however the run is split
                 clips = [augment(waveforms[p], np.random.default_rng([self.seed, epoch, int(p)]))
                          for p in positions]
-            return pad_batch(clips, minimum)
+            batch = pad_batch(clips, minimum)
+            return batch if extra is None else (*batch, extra[list(positions)])
 
         return make_batch
 
-    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int],
-            groups: Sequence[object] | None = None) -> DeepEmotionModel:
+    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int], groups: Sequence[object] | None = None,
+            corpora: Sequence[str | None] | None = None) -> DeepEmotionModel:
         """Train on `waveforms` (mono float32 at 16 kHz). `groups` (speaker ids, optional) makes the
-        early-stopping validation split speaker-independent; without them it is stratified at random."""
+        early-stopping validation split speaker-independent; without them it is stratified at random.
+        `corpora` (one name per clip) is used by models that balance corpora (`_sample_weights`)."""
         from plugins.deep import runtime
         from plugins.deep.splits import validation_split
         from plugins.deep.training import train
@@ -116,15 +135,23 @@ class DeepEmotionModel(EmotionModel):
             raise ValueError("training needs clips of at least two emotions")
         if labels.min() < 0 or labels.max() >= len(LABELS):
             raise ValueError(f"labels must be ids 0..{len(LABELS) - 1}")
+        if corpora is not None and len(corpora) != len(labels):
+            raise ValueError(f"{len(corpora)} corpus names but {len(labels)} labels")
         clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
         runtime.configure_threads(self.num_threads)
         runtime.seed_everything(self.seed)
+        clip_inputs = self._clip_inputs(clips)
         train_positions, validation_positions = validation_split(labels, groups, self.validation_fraction, self.seed)
-        self.network_ = self._new_network([clips[i] for i in train_positions], labels[train_positions])
+        self.network_ = self._new_network(
+            [clips[i] for i in train_positions], labels[train_positions],
+            None if clip_inputs is None else clip_inputs[train_positions],
+        )
+        weights = self._sample_weights(labels, corpora)
         result: TrainResult = train(
             self.network_, self._param_groups(),
-            self._batch_maker(clips, self._augmentation([clips[i] for i in train_positions])),
+            self._batch_maker(clips, self._augmentation([clips[i] for i in train_positions]), clip_inputs),
             [len(c) for c in clips], labels, train_positions, validation_positions, self._settings(),
+            sample_weights=weights,
         )
         self.network_.eval()
         self.training_ = result.summary()
@@ -146,7 +173,8 @@ class DeepEmotionModel(EmotionModel):
         self.network_.to(device)
         clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
         logits = predict_logits(
-            self.network_, [len(c) for c in clips], self._batch_maker(clips, None), self.batch_size, device,
+            self.network_, [len(c) for c in clips], self._batch_maker(clips, None, self._clip_inputs(clips)),
+            self.batch_size, device,
             runtime.resolve_precision(self.precision, device), f"{self.name} predicting",
         )
         return torch.softmax(logits.double(), dim=1).numpy()

@@ -133,7 +133,8 @@ class LogMelCNN(DeepEmotionModel):
             network.spec = (0, 0, 0, 0.0)
         return network
 
-    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray) -> nn.Module:
+    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray,
+                     clip_inputs: np.ndarray | None = None) -> nn.Module:
         network = self._build()
         if self.normalization == "global":
             network.fit_normalization(waveforms)

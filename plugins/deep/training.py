@@ -31,8 +31,9 @@ from zoo.metrics import scores
 from zoo.progress import progress_bar
 
 SCHEDULES = ("linear", "cosine", "constant")
-# builds a batch: (positions into the training clips, epoch or None at inference) -> (waveform, lengths)
-BatchMaker = Callable[[Sequence[int], "int | None"], tuple[torch.Tensor, torch.Tensor]]
+# builds a batch: (positions into the training clips, epoch or None at inference) -> the network's inputs,
+# (waveform, lengths) followed by any per-clip inputs the network takes (e.g. utterance statistics)
+BatchMaker = Callable[[Sequence[int], "int | None"], tuple[torch.Tensor, ...]]
 
 
 @dataclass
@@ -56,6 +57,8 @@ class TrainSettings:
     keep_checkpoints: int = 2
     # DDP: set when some trainable parameters get no gradient in a step (e.g. transformer layerdrop)
     find_unused_parameters: bool = False
+    # weight of the losses on auxiliary logits (a network in training mode may return (logits, *auxiliary))
+    auxiliary_weight: float = 0.0
     description: str = "training"
 
     def check(self) -> None:
@@ -120,9 +123,9 @@ def predict_logits(
     batches = inference_batches(lengths, batch_size)
     with progress_bar(len(batches), description) as advance:
         for batch in batches:
-            waveform, valid = make_batch(batch, None)
+            inputs = make_batch(batch, None)
             with _autocast(device, precision):
-                logits = network(waveform.to(device), valid.to(device))
+                logits = network(*(t.to(device) for t in inputs))
             out[batch] = logits.float().cpu()
             advance()
     network.train(was_training)
@@ -159,11 +162,13 @@ def train(
     train_positions: np.ndarray,
     validation_positions: np.ndarray,
     settings: TrainSettings,
+    sample_weights: np.ndarray | None = None,
 ) -> TrainResult:
     """Train `network` in place; on return it holds the best validation weights (the last without validation).
 
     `lengths` and `labels` cover every clip; `make_batch(positions, epoch)` builds a batch of those clips,
-    augmented when `epoch` is not None.
+    augmented when `epoch` is not None. `sample_weights` (one per clip, e.g. zoo.balance's corpus- and
+    class-balanced weights) replace the class-balanced loss weights when given.
     """
     settings.check()
     started = time.perf_counter()
@@ -172,10 +177,22 @@ def train(
     network.to(device)
     optimizer = torch.optim.AdamW(param_groups, weight_decay=settings.weight_decay)
     train_labels = labels[train_positions]
-    weights = class_weights(train_labels, settings.class_weight)
+    weights = class_weights(train_labels, settings.class_weight) if sample_weights is None else None
     criterion = nn.CrossEntropyLoss(
-        weight=weights.to(device) if weights is not None else None, label_smoothing=settings.label_smoothing
+        weight=weights.to(device) if weights is not None else None, label_smoothing=settings.label_smoothing,
+        reduction="mean" if sample_weights is None else "none",
     )
+    clip_weights = None if sample_weights is None else torch.as_tensor(sample_weights, dtype=torch.float32)
+
+    def batch_loss(output: torch.Tensor | tuple[torch.Tensor, ...], target: torch.Tensor,
+                   positions: Sequence[int]) -> torch.Tensor:
+        logits, *auxiliary = output if isinstance(output, tuple) else (output,)
+        losses = criterion(logits.float(), target)
+        for extra in auxiliary:
+            losses = losses + settings.auxiliary_weight * criterion(extra.float(), target)
+        if clip_weights is None:
+            return losses
+        return (losses * clip_weights[list(positions)].to(device)).mean()
 
     rank, world = accelerator.process_index, accelerator.num_processes
     train_lengths = [lengths[i] for i in train_positions]
@@ -239,13 +256,13 @@ def train(
                 group_size = min(settings.grad_accum, len(order) - group_start)
                 sync = number == group_start + group_size - 1
                 positions = [int(train_positions[i]) for i in batch]
-                waveform, valid = make_batch(positions, epoch)
+                inputs = make_batch(positions, epoch)
                 target = torch.as_tensor(labels[positions], dtype=torch.long, device=device)
                 context = contextlib.nullcontext() if sync else accelerator.no_sync(model)
                 with context:
                     with accelerator.autocast():
-                        logits = model(waveform.to(device), valid.to(device))
-                    loss = criterion(logits.float(), target)
+                        output = model(*(t.to(device) for t in inputs))
+                    loss = batch_loss(output, target, positions)
                     accelerator.backward(loss / group_size)
                 if sync:
                     if settings.max_grad_norm:
@@ -301,7 +318,7 @@ def _validate(
     positions: np.ndarray, weights: torch.Tensor | None, settings: TrainSettings, device: torch.device,
     precision: str,
 ) -> dict[str, float]:
-    def batch_of(local: Sequence[int], epoch: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def batch_of(local: Sequence[int], epoch: int | None) -> tuple[torch.Tensor, ...]:
         return make_batch([int(positions[i]) for i in local], None)
 
     logits = predict_logits(network, [lengths[i] for i in positions], batch_of, settings.batch_size, device,

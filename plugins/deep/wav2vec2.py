@@ -102,7 +102,8 @@ class Wav2Vec2Emotion(DeepEmotionModel):
         return SpeechEmotionNet(backbone, weighted_layers=self.weighted_layers, head_hidden=self.head_hidden,
                                 dropout=self.dropout, normalize=normalize)
 
-    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray) -> nn.Module:
+    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray,
+                     clip_inputs: np.ndarray | None = None) -> nn.Module:
         from plugins.deep.wav2vec2_net import freeze_feature_encoder, load_backbone
 
         backbone, normalize = load_backbone(str(self.backbone))

@@ -1,0 +1,202 @@
+"""emonet: a small CNN on per-utterance normalised log-mel spectrograms fused with the clip's `emorobust`
+utterance statistics (plugins.deep.emonet_net), trained from scratch on corpus- and class-balanced losses.
+
+The statistics are computed by plugins.classic (cached per clip, like the classic models' features) and fed
+to the network next to the waveform; the ONNX export rebuilds them inside the graph (exporters.emostats_graph),
+so the exported file still goes from waveform to probabilities.
+Saved as ``model.safetensors`` (weights, standardisation, filterbank) next to manifest.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plugins.deep.base import SAMPLE_RATE, DeepEmotionModel
+from zoo.errors import EmozooError, ModelFileError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from plugins.classic.features import EmoStatsConfig
+    from plugins.deep.augment import WaveAugment
+
+WEIGHTS = "model.safetensors"
+STATISTICS = "emorobust"
+
+
+class EmoNet(DeepEmotionModel):
+    name = "emonet"
+    family = "emonet"
+
+    def __init__(
+        self,
+        channels: Sequence[int] = (16, 32, 64),
+        n_mels: int = 64,
+        dropout: float = 0.3,
+        stats_dropout: float = 0.2,
+        auxiliary_weight: float = 0.5,
+        balance: str = "corpus",
+        lr: float = 3e-3,
+        weight_decay: float = 0.01,
+        epochs: int = 6,
+        batch_size: int = 32,
+        grad_accum: int = 1,
+        warmup_ratio: float = 0.1,
+        schedule: str = "cosine",
+        patience: int | None = None,
+        validation_fraction: float = 0.0,
+        label_smoothing: float = 0.1,
+        max_train_seconds: float | None = 2.0,
+        speed: float = 0.1,
+        gain_db: float = 6.0,
+        noise_snr_db: Sequence[float] | None = (10.0, 30.0),
+        spec_augment: bool = True,
+        use_cache: bool = True,
+        n_jobs: int | None = None,
+        precision: str = "auto",
+        device: str = "auto",
+        seed: int = 0,
+        num_threads: int | None = None,
+        checkpoint_dir: str | None = None,
+        resume_from: str | None = None,
+        epochs_per_run: int | None = None,
+    ) -> None:
+        self.channels = channels
+        self.n_mels = n_mels
+        self.dropout = dropout
+        self.stats_dropout = stats_dropout
+        self.auxiliary_weight = auxiliary_weight
+        self.balance = balance
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.grad_accum = grad_accum
+        self.warmup_ratio = warmup_ratio
+        self.schedule = schedule
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.label_smoothing = label_smoothing
+        self.max_train_seconds = max_train_seconds
+        self.speed = speed
+        self.gain_db = gain_db
+        self.noise_snr_db = noise_snr_db
+        self.spec_augment = spec_augment
+        self.use_cache = use_cache
+        self.n_jobs = n_jobs
+        self.precision = precision
+        self.device = device
+        self.seed = seed
+        self.num_threads = num_threads
+        self.checkpoint_dir = checkpoint_dir
+        self.resume_from = resume_from
+        self.epochs_per_run = epochs_per_run
+
+    @property
+    def statistics_config(self) -> EmoStatsConfig:
+        from plugins.classic.features import feature_config
+
+        return feature_config(STATISTICS)  # type: ignore[return-value]
+
+    def feature_config(self) -> dict[str, Any]:
+        return {"sample_rate": SAMPLE_RATE, "n_fft": 512, "win_length": 400, "hop_length": 160,
+                "n_mels": self.n_mels, "fmin": 50.0, "log_floor": 1e-6, "normalization": "utterance",
+                "statistics": self.statistics_config.as_dict()}
+
+    def _check(self) -> None:
+        from zoo.balance import BALANCE_MODES
+
+        channels = list(self.channels) if isinstance(self.channels, (list, tuple)) else None
+        if not channels or not all(isinstance(c, int) and c > 0 for c in channels):
+            raise EmozooError(f"channels must be a list of positive integers, e.g. [16,32,64]; got {self.channels!r}")
+        if self.balance not in BALANCE_MODES:
+            raise EmozooError(f"balance must be one of {', '.join(BALANCE_MODES)}, not {self.balance!r}")
+        if self.noise_snr_db is not None and len(self.noise_snr_db) != 2:
+            raise EmozooError(f"noise_snr_db must be [low, high] in dB or None, got {self.noise_snr_db!r}")
+        if self.auxiliary_weight < 0:
+            raise EmozooError(f"auxiliary_weight must be at least 0, got {self.auxiliary_weight!r}")
+
+    def _build(self, n_statistics: int) -> nn.Module:
+        from plugins.deep.emonet_net import EmoNetNetwork
+
+        self._check()
+        network = EmoNetNetwork(n_statistics, n_mels=self.n_mels, channels=tuple(self.channels),
+                                dropout=self.dropout, stats_dropout=self.stats_dropout)
+        if not self.spec_augment:
+            network.spec = (0, 0, 0, 0.0)
+        return network
+
+    # -- DeepEmotionModel hooks ----------------------------------------------------------------------------
+    def _clip_inputs(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
+        from plugins.classic.extraction import extract_many
+        from zoo.cache import FeatureCache
+
+        cache = FeatureCache() if self.use_cache else None
+        return extract_many(waveforms, self.statistics_config, n_jobs=self.n_jobs, cache=cache)
+
+    def _sample_weights(self, labels: np.ndarray, corpora: Sequence[str | None] | None) -> np.ndarray | None:
+        from zoo.balance import balanced_sample_weights
+
+        return balanced_sample_weights(labels, corpora, self.balance)
+
+    def _auxiliary_weight(self) -> float:
+        return float(self.auxiliary_weight)
+
+    def _new_network(self, waveforms: Sequence[np.ndarray], labels: np.ndarray,
+                     clip_inputs: np.ndarray | None = None) -> nn.Module:
+        if clip_inputs is None:
+            raise EmozooError("emonet needs the clips' statistics to build its network")
+        network = self._build(clip_inputs.shape[1])
+        network.fit_standardization(clip_inputs)
+        return network
+
+    def _param_groups(self) -> list[dict[str, Any]]:
+        return [{"params": [p for p in self.network_.parameters() if p.requires_grad], "lr": self.lr}]
+
+    def _augmentation(self, pool: Sequence[np.ndarray] = ()) -> WaveAugment:
+        from plugins.deep.augment import WaveAugment
+
+        return WaveAugment(
+            max_samples=int(self.max_train_seconds * SAMPLE_RATE) if self.max_train_seconds else None,
+            speed=self.speed, gain_db=self.gain_db,
+            noise_snr_db=tuple(self.noise_snr_db) if self.noise_snr_db is not None else None,  # type: ignore[arg-type]
+            sample_rate=SAMPLE_RATE,
+        )
+
+    # -- persistence -----------------------------------------------------------------------------------------
+    def _save_weights(self, directory: Path) -> None:
+        from safetensors.torch import save_file
+
+        from plugins.deep.checkpoint import detached
+
+        save_file(detached(self.network_.state_dict()), str(directory / WEIGHTS), metadata={"format": "emozoo"})
+
+    def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = directory / WEIGHTS
+        if not path.is_file():
+            raise ModelFileError(f"{directory}: {WEIGHTS} is missing")
+        try:
+            state = load_file(str(path))
+        except (OSError, SafetensorError) as error:
+            raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
+        saved = manifest.get("feature_config", {}).get("statistics")
+        if saved != json.loads(json.dumps(self.statistics_config.as_dict())):  # as the manifest stores it
+            raise ModelFileError(f"{directory}: saved with other statistics settings than this emozoo computes "
+                                 f"({STATISTICS}); retrain the model")
+        if "stats_mean" not in state:
+            raise ModelFileError(f"{path}: not emonet weights (no stats_mean)")
+        network = self._build(int(state["stats_mean"].shape[0]))
+        try:
+            network.load_state_dict(state)
+        except RuntimeError as error:
+            raise ModelFileError(f"{path}: does not match the model's parameters ({str(error)[:300]})") from None
+        network.eval()
+        self.network_ = network
