@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks import environment
+from benchmarks.bootstrap import speaker_intervals
 from benchmarks.results import DEVICES, RUNTIMES, BenchResults
 from benchmarks.runners import NativeRunner, OnnxRunner, Unavailable
 from benchmarks.scenarios import offline, single_stream
 from benchmarks.subjects import Split, Subject, prepare, safe_name
 from benchmarks.timing import TimingConfig
 from zoo.errors import EmozooError
-from zoo.metrics import scores
+from zoo.metrics import brier_score, expected_calibration_error, scores
 
 Log = Callable[[str], None]
 
@@ -172,8 +173,13 @@ def measure_runner(subject: Subject, runner: NativeRunner | OnnxRunner, split: S
                    log: Log) -> list[dict[str, Any]]:
     audio = split.audio("test", runner.sample_rate)
     truth = np.array([item.label for item in audio.items], dtype=np.int64)
-    predictions = np.argmax(runner.predict_proba(audio.waveforms), axis=1)
+    probabilities = runner.predict_proba(audio.waveforms)
+    predictions = np.argmax(probabilities, axis=1)
     accuracy = scores(truth, predictions)
+    accuracy["intervals"] = speaker_intervals(truth, predictions, [str(item.speaker) for item in audio.items],
+                                              seed=settings.seed)
+    accuracy["ece"] = expected_calibration_error(truth, probabilities)
+    accuracy["brier"] = brier_score(truth, probabilities)
     common = {
         "model": subject.label, "plugin": subject.plugin or getattr(subject.native, "name", subject.label),
         "family": subject.family, "kind": subject.kind, "params": subject.params,

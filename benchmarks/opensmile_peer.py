@@ -44,14 +44,14 @@ DEFAULT_CACHE = Path("build") / "opensmile-cache"
 NORMALIZE_MODES = ("none", "speaker")
 
 
-def _smile() -> Any:
+def _smile(feature_set: str = FEATURE_SET) -> Any:
     try:
         import opensmile
     except ImportError:
         raise click.ClickException(
             "openSMILE is not installed: pip install 'emozoo[peers]' (research-only licence, see the docstring)"
         ) from None
-    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, FEATURE_SET),
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
                            feature_level=getattr(opensmile.FeatureLevel, FEATURE_LEVEL))
 
 
@@ -68,17 +68,20 @@ def _key(path: Path) -> tuple[str, int]:
 
 
 def extract_corpus(corpus: str, paths: Sequence[Path], cache_dir: Path,
-                   log: Callable[[str], None] = lambda _: None) -> tuple[np.ndarray, list[str]]:
-    """eGeMAPS functionals [len(paths), 88] of one corpus's clips (NaN rows: failed), and the failures.
+                   log: Callable[[str], None] = lambda _: None,
+                   feature_set: str = FEATURE_SET) -> tuple[np.ndarray, list[str]]:
+    """Functionals of `feature_set` (eGeMAPS: [len(paths), 88]) of one corpus's clips (NaN rows: failed), and the
+    failures.
 
-    Clips already in `cache_dir / f"{corpus}.npz"` (same path, size, openSMILE version and feature set) are
-    read from it; the others are extracted and added to it.
+    Clips already in `cache_dir / f"{corpus}.npz"` (another feature set: `{corpus}-{feature_set}.npz`; same
+    path, size, openSMILE version and feature set) are read from it; the others are extracted and added to it.
     """
     from zoo.storage import atomic_write_bytes
 
-    cache_file = cache_dir / f"{corpus}.npz"
+    suffix = "" if feature_set == FEATURE_SET else f"-{feature_set}"
+    cache_file = Path(cache_dir) / f"{corpus}{suffix}.npz"
     cached: dict[tuple[str, int], np.ndarray] = {}
-    stamp = f"opensmile {_version()} {FEATURE_SET} {FEATURE_LEVEL}"
+    stamp = f"opensmile {_version()} {feature_set} {FEATURE_LEVEL}"
     if cache_file.exists():
         with np.load(cache_file, allow_pickle=False) as stored:
             if str(stored["stamp"]) == stamp:
@@ -98,9 +101,9 @@ def extract_corpus(corpus: str, paths: Sequence[Path], cache_dir: Path,
         if key not in cached:
             missing.append((index, key))
     if missing:
-        smile = _smile()
+        smile = _smile(feature_set)
         started = time.perf_counter()
-        log(f"{corpus}: extracting eGeMAPS from {len(missing)} clips ({len(paths) - len(missing)} cached)")
+        log(f"{corpus}: extracting {feature_set} from {len(missing)} clips ({len(paths) - len(missing)} cached)")
         for done, (index, key) in enumerate(missing, 1):
             try:
                 row = np.asarray(smile.process_file(key[0]).to_numpy(), dtype=np.float32).reshape(-1)

@@ -40,6 +40,10 @@ def pareto_plot(rows: Sequence[Row], path: Path) -> Path | None:
     markers = {"native": "o", "onnx": "s", "int8": "^"}
     colours = {"cpu": "tab:blue", "cuda": "tab:green"}
     for number, (row, x, y) in enumerate(sorted(points, key=lambda p: (p[1], p[2]))):
+        interval = ((row.accuracy or {}).get("intervals") or {}).get("uar")
+        if interval:  # 95 % bootstrap interval over the test speakers
+            axes.errorbar(x, y, yerr=[[y - interval["low"]], [interval["high"] - y]], fmt="none",
+                          ecolor=colours.get(row.device, "tab:gray"), alpha=0.5, capsize=3, zorder=2)
         axes.scatter(x, y, marker=markers.get(row.runtime, "o"), color=colours.get(row.device, "tab:gray"),
                      edgecolor="black" if row.pareto else "none", s=60, zorder=3)
         axes.annotate(f"{row.model} ({row.runtime}/{row.device})", (x, y), textcoords="offset points",
@@ -51,7 +55,7 @@ def pareto_plot(rows: Sequence[Row], path: Path) -> Path | None:
     axes.set_xscale("log")
     axes.margins(x=0.25, y=0.1)
     axes.set_xlabel("single-stream latency p50 (ms, log scale)")
-    axes.set_ylabel("unweighted average recall (held-out speakers)")
+    axes.set_ylabel("unweighted average recall (held-out speakers; bars: 95 % interval)")
     axes.set_title("Accuracy against latency (circle native, square ONNX, triangle int8; blue CPU, green CUDA)",
                    fontsize=9)
     axes.grid(True, which="both", alpha=0.3)

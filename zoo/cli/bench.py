@@ -34,15 +34,31 @@ from zoo.cli.common import MAX_DURATION, ON_ERROR, report_failures
 @click.option("--robustness", is_flag=True, help="Also score each model under fixed, seeded degradations (gain, "
               "white and babble noise, telephone, MP3/Opus, reverberation) on its first runtime; see "
               "benchmarks/robustness.py.")
+@click.option("--protocol", type=click.Choice(["split", "speakers", "corpora"]), default="split", show_default=True,
+              help="split: one speaker split, accuracy and speed per runtime; speakers: k-fold per corpus on the "
+                   "committed fold files (benchmarks/folds); corpora: train-corpus x test-corpus matrix and "
+                   "leave-one-corpus-out. The last two give 95 % intervals (bootstrap over speakers), calibration "
+                   "and take reference names (chance, seed-recipe, egemaps-svm, compare-svm) as MODELS.")
+@click.option("--resamples", default=1000, show_default=True, help="Bootstrap resamples (speakers, corpora).")
+@click.option("--restrict", "restrict", multiple=True, help="MODEL=CORPUS,... runs MODEL on those corpora only "
+              "(speakers, corpora; the row says so).")
+@click.option("--note", "notes", multiple=True, help="MODEL=TEXT: why a row is cut down, shown with it.")
+@click.option("--folds-dir", type=click.Path(file_okay=False), help="Folder of fold files [default: benchmarks/folds].")
 @ON_ERROR
 @MAX_DURATION
 def bench_command(models: tuple[str, ...], data: tuple[str, ...], runtimes: str, devices: str, out: str,
                   work_dir: str | None, params: tuple[str, ...], test_fraction: float, seed: int, warmup: int,
                   min_iterations: int, min_seconds: float, max_seconds: float, batch_size: int,
-                  offline_iterations: int, threads: int | None, robustness: bool, on_error: str,
+                  offline_iterations: int, threads: int | None, robustness: bool, protocol: str, resamples: int,
+                  restrict: tuple[str, ...], notes: tuple[str, ...], folds_dir: str | None, on_error: str,
                   max_duration: float) -> None:
     """Accuracy on held-out speakers and latency/throughput of MODELS (plugin names, which are trained on the
-    other speakers, saved model directories or .onnx files) on every runtime and device asked for."""
+    other speakers, saved model directories or .onnx files) on every runtime and device asked for; with
+    --protocol speakers|corpora, accuracy with intervals and calibration on fixed folds or across corpora."""
+    if protocol != "split":
+        run_protocol_command(models, data, protocol, out, params, seed, resamples, restrict, notes, folds_dir,
+                             on_error, max_duration)
+        return
     from benchmarks.bench import BenchSettings, run_bench
     from benchmarks.options import parse_list, parse_model_params
     from benchmarks.report import print_summary
@@ -69,3 +85,36 @@ def bench_command(models: tuple[str, ...], data: tuple[str, ...], runtimes: str,
     print_summary(results)
     click.echo(f"wrote {len(results.records)} records to {target} ({len(results.skipped)} combinations skipped)",
                err=True)
+
+
+def _pairs(values: tuple[str, ...], option: str) -> dict[str, str]:
+    from zoo.errors import EmozooError
+
+    pairs = {}
+    for value in values:
+        key, equals, text = value.partition("=")
+        if not equals or not key.strip() or not text.strip():
+            raise EmozooError(f"{option} {value!r} is not MODEL=VALUE")
+        pairs[key.strip()] = text.strip()
+    return pairs
+
+
+def run_protocol_command(models: tuple[str, ...], data: tuple[str, ...], protocol: str, out: str,
+                         params: tuple[str, ...], seed: int, resamples: int, restrict: tuple[str, ...],
+                         notes: tuple[str, ...], folds_dir: str | None, on_error: str, max_duration: float) -> None:
+    from benchmarks import protocols
+    from benchmarks.options import parse_model_params
+
+    settings = protocols.ProtocolSettings(
+        protocol, resamples=resamples, seed=seed, notes=_pairs(notes, "--note"),
+        restrict={k: [c.strip() for c in v.split(",") if c.strip()] for k, v in _pairs(restrict, "--restrict").items()})
+    per_model = parse_model_params(params, models)
+    corpora = protocols.load_corpora(data, protocol, Path(folds_dir) if folds_dir else protocols.FOLDS_DIR,
+                                     on_error=on_error, max_seconds=max_duration)
+    for name, entry in corpora.describe.items():
+        click.echo(f"{name}: {entry['clips']} clips, {entry['speakers']} speakers"
+                   + (f", {entry['folds']} folds ({entry['fold_file']})" if "folds" in entry else ""), err=True)
+    document = protocols.run_protocol(models, corpora, settings, per_model, log=lambda line: click.echo(line, err=True))
+    report_failures(corpora.failures)
+    target = protocols.write(document, out)
+    click.echo(f"wrote {len(document['models'])} models to {target} ({len(document['skipped'])} skipped)", err=True)
