@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -72,52 +73,34 @@ def assert_same_predictions(ray_rows: dict[str, dict], single: dict[str, dict[st
                            atol=2e-6), path
 
 
-def test_ray_scores_every_ravdess_clip_like_single_process_predict(local_ray: None, ravdess_dir: Path,
-                                                                  tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    summary = score_with_ray(default_model_path(), [str(ravdess_dir)], out, options(partition_rows=250))
-    clips = sum(1 for _ in (ravdess_dir / "manifest.csv").open()) - 1
-    assert (summary.rows, summary.scored, summary.failed, summary.partitions) == (clips, clips, 0, 3)
-    assert summary.run["listed"] == summary.run["scored"] == clips
-    assert json.loads((out / SUMMARY_FILE).read_text())["scored"] == clips
-    assert_same_predictions(rows_by_path(out), single_process([str(ravdess_dir)], tmp_path))
-
-
 class Stop(Exception):
     pass
 
 
-def test_a_rerun_after_a_killed_run_scores_only_the_rest(local_ray: None, ravdess_dir: Path,
-                                                         tmp_path: Path) -> None:
-    with (ravdess_dir / "manifest.csv").open(newline="") as handle:
-        listed = list(csv.DictReader(handle))[::20]  # 36 clips over every actor
-    manifest = tmp_path / "subset.csv"
-    with manifest.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["path", "label", "speaker"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({**row, "path": str(ravdess_dir / row["path"])} for row in listed)
+def test_killed_halfway_a_rerun_scores_only_the_rest_and_every_ravdess_clip_equals_predict(
+        local_ray: None, ravdess_dir: Path, tmp_path: Path) -> None:
+    clips = sum(1 for _ in (ravdess_dir / "manifest.csv").open()) - 1
     out = tmp_path / "out"
     written: list[Path] = []
 
-    def stop_after_two(path: Path) -> None:  # the job dies once two partitions are on disk
+    def stop_after_three(path: Path) -> None:  # the job dies once three partitions are on disk
         written.append(path)
-        if len(written) == 2:
+        if len(written) == 3:
             raise Stop
 
     with pytest.raises(Stop):
-        score_with_ray(default_model_path(), [str(manifest)], out, options(partition_rows=6), stop_after_two)
+        score_with_ray(default_model_path(), [str(ravdess_dir)], out, options(partition_rows=100), stop_after_three)
     first = rows_by_path(out)
-    assert len(first) == 12 and not (out / SUMMARY_FILE).exists()
+    assert len(first) == 300 and not (out / SUMMARY_FILE).exists()
 
-    summary = score_with_ray(default_model_path(), [str(manifest)], out, options(partition_rows=6))
-    assert (summary.run["listed"], summary.run["already_done"], summary.run["scored"]) == (36, 12, 24)
-    assert (summary.rows, summary.scored, summary.stale_rows) == (36, 36, 0)
+    summary = score_with_ray(default_model_path(), [str(ravdess_dir)], out, options(partition_rows=250))
+    assert (summary.run["listed"], summary.run["already_done"], summary.run["scored"]) == (clips, 300, clips - 300)
+    assert (summary.rows, summary.scored, summary.failed, summary.stale_rows) == (clips, clips, 0, 0)
+    assert summary.partitions == 3 + math.ceil((clips - 300) / 250)
+    assert json.loads((out / SUMMARY_FILE).read_text())["scored"] == clips
     after = rows_by_path(out)  # asserts that no clip was scored twice
     assert all(after[path] == row for path, row in first.items())
-    assert_same_predictions(after, single_process([str(manifest)], tmp_path))
-
-    again = score_with_ray(default_model_path(), [str(manifest)], out, options(partition_rows=6))
-    assert (again.run["already_done"], again.run["scored"], again.partitions) == (36, 0, summary.partitions)
+    assert_same_predictions(after, single_process([str(ravdess_dir)], tmp_path))
 
 
 def test_bad_files_are_recorded_and_the_others_scored(local_ray: None, tmp_path: Path) -> None:
@@ -145,7 +128,7 @@ def test_bad_files_are_recorded_and_the_others_scored(local_ray: None, tmp_path:
     assert_same_predictions({k: v for k, v in rows_by_path(out).items() if v["error"] is None}, single)
 
 
-def test_an_output_folder_of_another_model_is_refused(local_ray: None, tmp_path: Path) -> None:
+def test_an_output_folder_of_another_model_is_refused(tmp_path: Path) -> None:
     out = tmp_path / "out"
     (out / "run.json").parent.mkdir()
     (out / "run.json").write_text(json.dumps({"model": "other.onnx", "model_sha256": "0" * 64}))

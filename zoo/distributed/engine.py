@@ -89,7 +89,7 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
             written += 1
             if on_partition is not None:
                 on_partition(path)
-        workers = _pool_size(ray, options)
+        workers = _pool_size(ray, options, len(rows))
     finally:
         if owns_ray:
             ray.shutdown()
@@ -138,8 +138,13 @@ def _start_ray(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _pool_size(ray: Any, options: RayOptions) -> int:
-    return options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
+def _blocks(rows: int) -> int:
+    return max(1, math.ceil(rows / DECODE_BLOCK))
+
+
+def _pool_size(ray: Any, options: RayOptions, rows: int) -> int:
+    """--num-workers, else one actor per CPU; never more actors than blocks to score (each would idle)."""
+    return min(options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1))), _blocks(rows))
 
 
 def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rate: int,
@@ -147,9 +152,9 @@ def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rat
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = options.progress
     context.print_on_execution_start = options.progress
-    workers = _pool_size(ray, options)
+    workers = _pool_size(ray, options, len(rows))
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / DECODE_BLOCK)))
+    dataset = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows)))
     # fault tolerance is Ray Data's own, left at its defaults: a decode task lost with its worker is retried,
     # and a dead scoring actor is restarted and its batch retried (max_retries / max_restarts /
     # max_task_retries = -1, unlimited). An exception from our code is a bug and stops the run.
