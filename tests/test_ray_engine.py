@@ -23,6 +23,7 @@ from click.testing import CliRunner
 from tests.conftest import tone
 from zoo.bundled import default_model_path, demo_clips_dir
 from zoo.cli.main import cli
+from zoo.distributed import engine
 from zoo.distributed.engine import RayOptions, score_with_ray
 from zoo.distributed.ledger import SUMMARY_FILE, partition_files
 from zoo.distributed.partitions import PROBABILITY_COLUMNS, read_partition
@@ -126,6 +127,24 @@ def test_bad_files_are_recorded_and_the_others_scored(local_ray: None, tmp_path:
     assert all(p.suffix == ".parquet" for p in partition_files(out))
     single = single_process([str(folder)], tmp_path, "--max-duration", "20")
     assert_same_predictions({k: v for k, v in rows_by_path(out).items() if v["error"] is None}, single)
+
+
+def test_a_scoring_actor_that_dies_is_restarted_and_its_batch_retried(local_ray: None, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    marker = tmp_path / "died"
+
+    class DiesOnce(engine.Scorer):  # defined here so that Ray ships it by value to the actor
+        def __call__(self, batch: object) -> object:
+            if not marker.exists():  # the first batch kills the actor's process mid-way, once
+                marker.write_text("died")
+                os._exit(1)
+            return super().__call__(batch)
+
+    monkeypatch.setattr(engine, "Scorer", DiesOnce)
+    summary = score_with_ray(default_model_path(), [str(demo_clips_dir())], tmp_path / "out", QUIET)
+    assert marker.exists()
+    assert (summary.rows, summary.scored, summary.failed) == (6, 6, 0)
+    assert_same_predictions(rows_by_path(tmp_path / "out"), single_process([str(demo_clips_dir())], tmp_path))
 
 
 def test_an_output_folder_of_another_model_is_refused(tmp_path: Path) -> None:

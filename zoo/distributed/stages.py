@@ -21,10 +21,14 @@ AUDIO, DECODE_S, SCORE_S = "audio", "decode_s", "score_s"
 
 
 def listing_rows(items: list[Any]) -> list[dict[str, Any]]:
-    """Listed `zoo.datasets.Item`s as plain rows for Ray Data (paths made absolute: the key of a rerun)."""
-    return [{"id": item.id, "path": str(Path(item.path).absolute()), "label": -1 if item.label is None else item.label,
-             "speaker": item.speaker or "", "problem": item.problem or "", "corpus": item.corpus or ""}
-            for item in items]
+    """Listed `zoo.datasets.Item`s as plain rows for Ray Data, one per file (its absolute path: a rerun's key)."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in items:
+        path = str(Path(item.path).absolute())
+        rows.setdefault(path, {"id": item.id, "path": path, "label": -1 if item.label is None else item.label,
+                               "speaker": item.speaker or "", "problem": item.problem or "",
+                               "corpus": item.corpus or ""})
+    return list(rows.values())
 
 
 def _decoded_schema() -> Any:
