@@ -170,4 +170,5 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=dict(os.environ))
     lines = result.stdout.splitlines()
     assert lines[0] == "1" and "pip install 'emozoo[ray]'" in lines[1], result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
     assert "0" in lines and any(line.startswith("sad.flac,") for line in lines), result.stdout  # local engine works

@@ -66,6 +66,7 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
     options = options or RayOptions()
     if options.output_format not in FORMATS:
         raise ValueError(f"unknown partition format {options.output_format!r}; choose one of: {', '.join(FORMATS)}")
+    ray = require_ray()  # before anything is written into OUT
     model_path = Path(model_path)
     started = time.perf_counter()
     listing = collect_inputs(list(inputs))
@@ -73,7 +74,6 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
     target = open_output(out, model_path, model_digest(model_path))
     ledger = read_ledger(target)
     rows = listing_rows(listing.items)
-    ray = require_ray()
     owns_ray = _start_ray(ray, options.address)
     try:
         ready = time.perf_counter()
