@@ -259,8 +259,8 @@ def test_logmel_cnn_rejects_bad_parameters(clips):
 
 def test_importing_the_plugin_imports_neither_torch_nor_transformers():
     script = ("import sys\nfrom zoo.registry import get_registry\nregistry = get_registry()\n"
-              "assert {'wav2vec2', 'logmel-cnn'} <= set(registry.models)\n"
-              "assert {'wav2vec2', 'logmel-cnn'} <= set(registry.exporters)\n"
+              "assert {'wav2vec2', 'logmel-cnn', 'emonet'} <= set(registry.models)\n"
+              "assert {'wav2vec2', 'logmel-cnn', 'emonet'} <= set(registry.exporters)\n"
               "print(sorted(m for m in ('torch', 'transformers', 'accelerate') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=60, check=False)
