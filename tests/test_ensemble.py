@@ -15,12 +15,15 @@ from exporters import export_model
 from exporters.classic import feature_model
 from plugins.ensemble.model import speaker_folds
 from zoo import datasets
+from zoo.calibration import Calibration
 from zoo.errors import EmozooError
 from zoo.model import fit_with_speakers
 
 TRAIN_SPEAKERS = ("Actor_01", "Actor_02", "Actor_05")  # as tests/test_export.py: the session cache is shared
 HELD_OUT_SPEAKER = "Actor_06"
-MEMBERS = "librosa-logreg(augment=none,n_jobs=1),librosa-rf(augment=none,n_estimators=60,n_jobs=1)"
+# cheap members: no augmented copies, no temperature fitted in training (one is set by hand below)
+MEMBERS = ("librosa-logreg(augment=none,calibrate=\"none\",n_jobs=1),"
+           "librosa-rf(augment=none,calibrate=\"none\",n_estimators=60,n_jobs=1)")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,11 @@ def speech(ravdess_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def mean_ensemble(speech: dict) -> zoo.EmotionModel:
     waveforms, labels, speakers = speech["train"]
-    return fit_with_speakers(zoo.create_model("ensemble", members=MEMBERS), waveforms, labels, speakers)
+    model = fit_with_speakers(zoo.create_model("ensemble", members=MEMBERS), waveforms, labels, speakers)
+    # a member with a confidence temperature: the ensemble must apply it natively, keep it when saved and
+    # put it in the ONNX graph
+    model.members_[0].calibration_ = Calibration(method="temperature", temperature=1.7)
+    return model
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +70,7 @@ def test_save_load_round_trip_predicts_the_same(mean_ensemble, speech: dict, tmp
     assert not list((tmp_path / "ensemble").rglob("*.pkl"))
     loaded = zoo.load(tmp_path / "ensemble")
     assert [m.name for m in loaded.members_] == ["librosa-logreg", "librosa-rf"]
+    assert loaded.members_[0].calibration_.temperature == 1.7
     clips = speech["test"][0][:8]
     np.testing.assert_array_equal(loaded.predict_proba(clips), mean_ensemble.predict_proba(clips))
 

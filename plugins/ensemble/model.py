@@ -125,6 +125,22 @@ class Ensemble(EmotionModel):
     def sample_rate(self) -> int:
         return int(self.members_[0].sample_rate)
 
+    # run-time knobs (threads, the feature cache) that `load_for_inference` and `emozoo bench` set: each
+    # reaches the members that have it
+    def _member_knob(self, knob: str) -> Any:
+        return next((getattr(m, knob) for m in self.members_ if hasattr(m, knob)), None)
+
+    def _set_member_knob(self, knob: str, value: Any) -> None:
+        for member in self.members_:
+            if hasattr(member, knob):
+                setattr(member, knob, value)
+
+    n_jobs = property(lambda self: self._member_knob("n_jobs"), lambda self, v: self._set_member_knob("n_jobs", v))
+    num_threads = property(lambda self: self._member_knob("num_threads"),
+                           lambda self, v: self._set_member_knob("num_threads", v))
+    use_cache = property(lambda self: self._member_knob("use_cache"),
+                         lambda self, v: self._set_member_knob("use_cache", v))
+
     def feature_config(self) -> dict[str, Any]:
         return {"members": [{"model": str(spec), "feature_config": m.feature_config()}
                             for spec, m in zip(self.specs_, self.members_, strict=True)]}
