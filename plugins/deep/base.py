@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from zoo.calibration import Calibration, check_method, fit_calibration, skipped
 from zoo.labels import LABELS
 from zoo.launch import is_secondary_process
 from zoo.model import EmotionModel
@@ -137,6 +138,7 @@ class DeepEmotionModel(EmotionModel):
             raise ValueError(f"labels must be ids 0..{len(LABELS) - 1}")
         if corpora is not None and len(corpora) != len(labels):
             raise ValueError(f"{len(corpora)} corpus names but {len(labels)} labels")
+        check_method(getattr(self, "calibrate", "temperature"))
         clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
         runtime.configure_threads(self.num_threads)
         runtime.seed_everything(self.seed)
@@ -155,29 +157,48 @@ class DeepEmotionModel(EmotionModel):
         )
         self.network_.eval()
         self.training_ = result.summary()
+        self.calibration_ = self._fit_calibration(clips, clip_inputs, labels, groups, validation_positions)
         self._record_training_data(clips, labels)
         return self
+
+    def _fit_calibration(self, clips: Sequence[np.ndarray], clip_inputs: Any, labels: np.ndarray,
+                         groups: Sequence[object] | None, validation_positions: np.ndarray) -> Calibration:
+        """A temperature on the logits of the early-stopping validation speakers (held out from training; the
+        best epoch was chosen on them, a small optimism). Models without a `calibrate` parameter calibrate."""
+        method = check_method(getattr(self, "calibrate", "temperature"))
+        if method == "none":
+            return Calibration(fitted_on={"skipped": "calibrate=none"})
+        if not len(validation_positions):
+            return skipped("no held-out validation speakers (set validation_fraction, e.g. 0.1)")
+        if groups is None:
+            return skipped("no speaker ids: the validation split shares speakers with training")
+        logits = self._logits([clips[i] for i in validation_positions],
+                              None if clip_inputs is None else clip_inputs[validation_positions])
+        return fit_calibration(labels[validation_positions], logits, method,
+                               speakers=len({str(groups[i]) for i in validation_positions}),
+                               predictions="speaker-grouped early-stopping validation split")
 
     # -- inference ------------------------------------------------------------------------------------------
     def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         self.check_fitted()
         if len(waveforms) == 0:
             return np.zeros((0, len(LABELS)))
-        import torch
+        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        return self.calibration_.apply_logits(self._logits(clips, self._clip_inputs(clips)))
 
+    def _logits(self, clips: Sequence[np.ndarray], clip_inputs: Any) -> np.ndarray:
         from plugins.deep import runtime
         from plugins.deep.training import predict_logits
 
         runtime.configure_threads(self.num_threads)
         device = runtime.resolve_device(self.device)
         self.network_.to(device)
-        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
         logits = predict_logits(
-            self.network_, [len(c) for c in clips], self._batch_maker(clips, None, self._clip_inputs(clips)),
+            self.network_, [len(c) for c in clips], self._batch_maker(clips, None, clip_inputs),
             self.batch_size, device,
             runtime.resolve_precision(self.precision, device), f"{self.name} predicting",
         )
-        return torch.softmax(logits.double(), dim=1).numpy()
+        return logits.double().numpy()
 
     # -- persistence -----------------------------------------------------------------------------------------
     def manifest(self) -> dict[str, Any]:

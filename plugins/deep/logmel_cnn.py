@@ -62,6 +62,7 @@ class LogMelCNN(DeepEmotionModel):
         checkpoint_dir: str | None = None,
         resume_from: str | None = None,
         epochs_per_run: int | None = None,
+        calibrate: str = "temperature",
     ) -> None:
         self.channels = channels
         self.pooling = pooling
@@ -94,6 +95,7 @@ class LogMelCNN(DeepEmotionModel):
         self.checkpoint_dir = checkpoint_dir
         self.resume_from = resume_from
         self.epochs_per_run = epochs_per_run
+        self.calibrate = calibrate
 
     def feature_config(self) -> dict[str, Any]:
         return {"sample_rate": SAMPLE_RATE, "n_fft": 512, "win_length": 400, "hop_length": 160,

@@ -58,6 +58,7 @@ class Wav2Vec2Emotion(DeepEmotionModel):
         checkpoint_dir: str | None = None,
         resume_from: str | None = None,
         epochs_per_run: int | None = None,
+        calibrate: str = "temperature",
     ) -> None:
         self.backbone = backbone
         self.weighted_layers = weighted_layers
@@ -86,6 +87,7 @@ class Wav2Vec2Emotion(DeepEmotionModel):
         self.checkpoint_dir = checkpoint_dir
         self.resume_from = resume_from
         self.epochs_per_run = epochs_per_run
+        self.calibrate = calibrate
 
     def feature_config(self) -> dict[str, Any]:
         network = getattr(self, "network_", None)
