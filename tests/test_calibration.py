@@ -11,6 +11,8 @@ from scipy.special import softmax
 
 import zoo
 from exporters import export_model
+from tests.test_deep import TINY_CNN
+from tests.test_deep import clips as deep_clips  # noqa: F401  (a fixture: 24 short RAVDESS clips)
 from zoo import datasets
 from zoo.calibration import IDENTITY, Calibration, calibration_scores, fit_calibration, fit_temperature
 from zoo.errors import ModelFileError
@@ -56,49 +58,56 @@ def test_calibrate_none_and_bad_entries() -> None:
 
 
 @pytest.fixture(scope="module")
-def ravdess_speakers(ravdess_dir: Path) -> dict:
-    """The split tests/test_classic.py uses (its features are cached once per session), with speaker ids."""
+def ravdess_folds(ravdess_dir: Path) -> dict:
+    """librosa-logreg (no augmentation: quick) in a 4-fold speaker cross-validation of RAVDESS: every clip's
+    calibrated and raw probabilities from the fold that held its speaker out, and the first fold's model."""
     dataset = datasets.load(ravdess_dir)
-    train, test = datasets.speaker_split(dataset, 0.25)
     audio = datasets.load_waveforms(dataset.items, 16_000)
     speakers = [item.speaker for item in dataset.items]
-    return {"train": ([audio.waveforms[i] for i in train], dataset.labels[train], [speakers[i] for i in train]),
-            "test": ([audio.waveforms[i] for i in test], dataset.labels[test])}
+    labels = dataset.labels
+    raw, calibrated, models = np.zeros((len(labels), 6)), np.zeros((len(labels), 6)), []
+    for train, test in datasets.speaker_kfold(dataset, 4, seed=0):
+        model = fit_with_speakers(zoo.create_model("librosa-logreg", augment="none"),
+                                  [audio.waveforms[i] for i in train], labels[train], [speakers[i] for i in train])
+        clips = [audio.waveforms[i] for i in test]
+        calibrated[test] = model.predict_proba(clips)
+        calibration, model.calibration_ = model.calibration_, IDENTITY
+        raw[test] = model.predict_proba(clips)
+        model.calibration_ = calibration
+        models.append(model)
+    first_test = datasets.speaker_kfold(dataset, 4, seed=0)[0][1]
+    return {"labels": labels, "raw": raw, "calibrated": calibrated, "models": models,
+            "test": ([audio.waveforms[i] for i in first_test], labels[first_test]),
+            "train_waveforms": audio.waveforms}
 
 
 @pytest.fixture(scope="module")
-def calibrated_logreg(ravdess_speakers: dict) -> zoo.EmotionModel:
-    waveforms, labels, speakers = ravdess_speakers["train"]
-    return fit_with_speakers(zoo.create_model("librosa-logreg"), waveforms, labels, speakers)
+def calibrated_logreg(ravdess_folds: dict) -> zoo.EmotionModel:
+    return ravdess_folds["models"][0]
 
 
-def test_temperature_lowers_calibration_error_on_unseen_speakers(ravdess_speakers: dict, calibrated_logreg) -> None:
-    model = calibrated_logreg
-    assert model.calibration_.method == "temperature", model.calibration_.fitted_on
-    assert model.calibration_.fitted_on["folds"] == 5
-    waveforms, labels = ravdess_speakers["test"]
-    calibrated = model.predict_proba(waveforms)
-    calibration, model.calibration_ = model.calibration_, IDENTITY
-    try:
-        raw = model.predict_proba(waveforms)
-    finally:
-        model.calibration_ = calibration
+def test_temperature_lowers_calibration_error_on_unseen_speakers(ravdess_folds: dict) -> None:
+    labels, raw, calibrated = ravdess_folds["labels"], ravdess_folds["raw"], ravdess_folds["calibrated"]
+    for model in ravdess_folds["models"]:
+        assert model.calibration_.method == "temperature", model.calibration_.fitted_on
+        assert model.calibration_.fitted_on["folds"] == 5
     np.testing.assert_array_equal(calibrated.argmax(axis=1), raw.argmax(axis=1))
-    assert (raw.argmax(axis=1) == labels).mean() > 0.35  # chance is about 0.17
+    assert (raw.argmax(axis=1) == labels).mean() > 0.4  # chance is about 0.17
     before, after = calibration_scores(labels, raw), calibration_scores(labels, calibrated)
-    assert after["ece"] < before["ece"], (before, after)
+    # measured: ECE 0.169 -> 0.026, Brier 0.583 -> 0.546 (T 1.6-2.1: the uncalibrated model is over-confident)
+    assert after["ece"] < before["ece"] / 2, (before, after)
     assert after["brier"] < before["brier"], (before, after)
 
 
-def test_no_speaker_ids_no_calibration(ravdess_speakers: dict) -> None:
-    waveforms, labels, _ = ravdess_speakers["train"]
-    model = zoo.create_model("librosa-logreg", augment="none").fit(waveforms[:120], labels[:120])
+def test_no_speaker_ids_no_calibration(ravdess_folds: dict) -> None:
+    waveforms, labels = ravdess_folds["train_waveforms"][:120], ravdess_folds["labels"][:120]
+    model = zoo.create_model("librosa-logreg", augment="none").fit(waveforms, labels)
     assert not model.calibration_.active
     assert "speaker" in model.calibration_.fitted_on["skipped"]
 
 
-def test_saved_model_keeps_its_temperature(tmp_path: Path, ravdess_speakers: dict, calibrated_logreg) -> None:
-    waveforms = ravdess_speakers["test"][0][:5]
+def test_saved_model_keeps_its_temperature(tmp_path: Path, ravdess_folds: dict, calibrated_logreg) -> None:
+    waveforms = ravdess_folds["test"][0][:5]
     directory = calibrated_logreg.save(tmp_path / "logreg")
     loaded = zoo.load(directory)
     assert loaded.calibration_ == calibrated_logreg.calibration_
@@ -110,8 +119,8 @@ def test_saved_model_keeps_its_temperature(tmp_path: Path, ravdess_speakers: dic
     assert not zoo.load(directory).calibration_.active
 
 
-def test_onnx_graph_carries_the_temperature(tmp_path: Path, ravdess_speakers: dict, calibrated_logreg) -> None:
-    waveforms, labels = ravdess_speakers["test"]
+def test_onnx_graph_carries_the_temperature(tmp_path: Path, ravdess_folds: dict, calibrated_logreg) -> None:
+    waveforms, labels = ravdess_folds["test"]
     chosen = list(range(0, len(labels), 8))
     clips = [waveforms[i] for i in chosen]
     report = export_model(calibrated_logreg, tmp_path / "logreg.onnx", validate_on=(clips, labels[chosen]))
@@ -119,3 +128,19 @@ def test_onnx_graph_carries_the_temperature(tmp_path: Path, ravdess_speakers: di
     exported = OnnxEmotionModel(tmp_path / "logreg.onnx")
     assert exported.metadata["calibration"]["temperature"] == calibrated_logreg.calibration_.temperature
     np.testing.assert_allclose(exported.predict_proba(clips), calibrated_logreg.predict_proba(clips), atol=1e-4)
+
+
+def test_deep_model_fits_its_temperature_on_validation_speakers_and_exports_it(
+        deep_clips: tuple, tmp_path: Path) -> None:  # noqa: F811 - the fixture imported above
+    waveforms, labels, speakers = deep_clips
+    model = zoo.create_model("logmel-cnn", **{**TINY_CNN, "validation_fraction": 0.25})
+    model.fit(waveforms, labels, groups=speakers)
+    fitted = model.calibration_.fitted_on
+    assert fitted["predictions"] == "speaker-grouped early-stopping validation split"
+    assert fitted["temperature_fitted"] > 0 and fitted["clips"] >= 6
+    # the ONNX graph applies whatever temperature the model holds, validated against the native model
+    model.calibration_ = Calibration("temperature", 2.0)
+    report = export_model(model, tmp_path / "cnn.onnx")
+    assert report.validation.passed
+    exported = OnnxEmotionModel(tmp_path / "cnn.onnx")
+    np.testing.assert_allclose(exported.predict_proba(waveforms[:4]), model.predict_proba(waveforms[:4]), atol=1e-3)
