@@ -41,5 +41,8 @@ def train_command(model_name: str, data: tuple[str, ...], out: str, params: tupl
     path = model.save(out, force=force)
     if is_secondary_process():  # the first process saved the model and reports it
         return
+    calibration = getattr(model, "calibration_", None)
     click.echo(json.dumps({"model": model_name, "saved": str(path), "clips": len(labels),
-                           "seconds": model.metrics_["training_seconds"]}))
+                           "seconds": model.metrics_["training_seconds"],
+                           "temperature": calibration.temperature if calibration is not None and calibration.active
+                           else None}))
