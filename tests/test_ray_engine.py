@@ -27,7 +27,9 @@ from zoo.distributed import engine
 from zoo.distributed.engine import RayOptions, score_with_ray
 from zoo.distributed.ledger import SUMMARY_FILE, partition_files
 from zoo.distributed.partitions import PROBABILITY_COLUMNS, read_partition
+from zoo.distributed.timeline_engine import timeline_schema
 from zoo.errors import EmozooError
+from zoo.labels import LABELS
 
 QUIET = RayOptions(progress=False)
 
@@ -172,3 +174,37 @@ def test_without_ray_the_cli_says_how_to_install_it(tmp_path: Path) -> None:
     assert lines[0] == "1" and "pip install 'emozoo[ray]'" in lines[1], result.stdout + result.stderr
     assert not (tmp_path / "out").exists()
     assert "0" in lines and any(line.startswith("sad.flac,") for line in lines), result.stdout  # local engine works
+
+
+def test_timeline_on_ray_gives_the_single_process_segments_and_resumes(local_ray: None, tmp_path: Path) -> None:
+    from zoo.distributed.timeline_engine import timeline_with_ray
+    from zoo.timeline import timeline
+
+    folder = tmp_path / "talks"
+    folder.mkdir()
+    clips = [soundfile.read(demo_clips_dir() / f"{name}.flac", dtype="float32")[0] for name in ("angry", "sad")]
+    pause = np.zeros(16_000, dtype=np.float32)
+    soundfile.write(folder / "talk.flac", np.concatenate([pause, clips[0], pause, clips[1], pause]), 16_000)
+    (folder / "fear.flac").write_bytes((demo_clips_dir() / "fear.flac").read_bytes())
+    soundfile.write(folder / "quiet.flac", pause, 16_000)
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    out = tmp_path / "out"
+    summary = timeline_with_ray(default_model_path(), [str(folder)], out, options())
+    expected = {str(Path(r.file).absolute()): r for r in timeline(default_model_path(), [str(folder)], on_error="skip")}
+    assert summary.files == 4 and summary.failed == 1 == sum(1 for r in expected.values() if r.error)
+    rows: dict[str, list[dict]] = {}
+    for file in partition_files(out):
+        for row in read_partition(file, timeline_schema()):
+            rows.setdefault(row["path"], []).append(row)
+    assert set(rows) == set(expected)
+    for path, result in expected.items():
+        if result.error:
+            assert [r["error"] for r in rows[path]] == [result.error]
+        elif not result.segments:
+            assert [(r["start"], r["error"]) for r in rows[path]] == [(None, None)]
+        else:
+            assert [{k: r[k] for k in ("start", "end", "label", "confidence", *LABELS)} for r in rows[path]] == [
+                {k: v for k, v in segment.items() if k != "file"} for segment in result.rows()]
+    assert summary.segments == sum(len(r.segments) for r in expected.values()) >= 3
+    again = timeline_with_ray(default_model_path(), [str(folder)], out, options())
+    assert (again.run["already_done"], again.run["processed"], again.segments) == (4, 0, summary.segments)

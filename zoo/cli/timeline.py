@@ -11,6 +11,7 @@ import click
 
 from zoo.api import DEVICES
 from zoo.cli.common import ON_ERROR, report_failures
+from zoo.distributed.cli import ENGINES, check_engine_options, run_ray_timeline
 from zoo.labels import LABELS
 from zoo.storage import atomic_write_text
 from zoo.vad import VAD_KINDS
@@ -22,8 +23,8 @@ COLUMNS = ["file", "start", "end", "label", "confidence", *LABELS]
 @click.argument("model", type=click.Path(exists=True))
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", type=click.Path(), help="Write the rows here instead of standard output.")
-@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default=None,
-              help="Row format [default: from the --output suffix, else csv].")
+@click.option("--format", "output_format", type=click.Choice(["csv", "json", "parquet"]), default=None,
+              help="Row format [default: from the --output suffix, else csv; parquet: --engine ray only].")
 @click.option("--plot", type=click.Path(), help="Draw the timeline to this PNG (one per input: NAME-STEM.png).")
 @click.option("--vad", type=click.Choice(VAD_KINDS), default="auto", show_default=True,
               help="auto: Silero VAD, or an energy VAD with a warning where silero-vad is not installed.")
@@ -47,11 +48,17 @@ COLUMNS = ["file", "start", "end", "label", "confidence", *LABELS]
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--max-duration", type=click.FloatRange(0, min_open=True), default=None,
               help="Refuse files longer than this (seconds) [default: no limit].")
+@click.option("--engine", type=click.Choice(ENGINES), default="local", show_default=True,
+              help="ray: on Ray Data into partitions in the folder -o names, resumable (docs/ray.md).")
+@click.option("--address", default=None, help="--engine ray: the Ray cluster to join [default: Ray on this machine].")
+@click.option("--num-workers", type=click.IntRange(1), default=None,
+              help="--engine ray: actors, each holding the model and the VAD once [default: one per CPU].")
 @ON_ERROR
 def timeline_command(model: str, inputs: tuple[str, ...], output: str | None, output_format: str | None,
                      plot: str | None, vad: str, threshold: float, min_speech: float, min_silence: float,
                      merge_gap: float, pad: float, max_segment: float, smooth: int, batch_size: int,
-                     threads: int | None, device: str, max_duration: float | None, on_error: str) -> None:
+                     threads: int | None, device: str, max_duration: float | None, engine: str,
+                     address: str | None, num_workers: int | None, on_error: str) -> None:
     """Find the speech in long recordings and the emotion of each segment, with MODEL (directory or .onnx).
 
     INPUT: audio files of any length (read in blocks, at constant memory), folders of audio, or CSV lists.
@@ -63,6 +70,14 @@ def timeline_command(model: str, inputs: tuple[str, ...], output: str | None, ou
 
     params = SegmentParams(threshold=threshold, min_speech=min_speech, min_silence=min_silence,
                            merge_gap=merge_gap, pad=pad, max_segment=max_segment)
+    partition_format = check_engine_options(engine, output=output, output_format=output_format or "table",
+                                            normalize="none", address=address, num_workers=num_workers)
+    if partition_format is not None:
+        if plot:
+            raise click.UsageError("--plot is for the local engine: plot files from the partitions afterwards")
+        return run_ray_timeline(model, list(inputs), output, partition_format=partition_format, vad=vad,
+                                params=params, smooth=smooth, address=address, num_workers=num_workers,
+                                batch_size=batch_size, threads=threads, device=device, max_duration=max_duration)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", VadFallbackWarning)
         detector = load_vad(vad)

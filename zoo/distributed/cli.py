@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -40,6 +41,27 @@ def run_ray_predict(model_path: Path, inputs: list[str], out: str, *, partition_
     click.echo(f"scored {run['scored']} and recorded {run['failed']} bad file(s) of {run['listed']} input(s) "
                f"({run['already_done']} already done) in {run['seconds']['total']:.1f} s with {run['workers']} "
                f"worker(s); {out} holds {summary.rows} rows in {summary.partitions} partition(s)", err=True)
+    if summary.failed:
+        click.echo(f"{summary.failed} bad file(s), with their errors, are listed in {Path(out) / 'summary.json'}",
+                   err=True)
+
+
+def run_ray_timeline(model_path: str, inputs: list[str], out: str, *, partition_format: str, vad: str, params: Any,
+                     smooth: int, address: str | None, num_workers: int | None, batch_size: int,
+                     threads: int | None, device: str, max_duration: float | None) -> None:
+    from dataclasses import asdict
+
+    from zoo.distributed.engine import RayOptions
+    from zoo.distributed.timeline_engine import timeline_with_ray
+
+    options = RayOptions(address=address, num_workers=num_workers, threads=threads, device=device,
+                         batch_size=batch_size, output_format=partition_format, max_seconds=max_duration)
+    summary = timeline_with_ray(model_path, inputs, out, options, vad=vad, params=asdict(params), smooth=smooth)
+    run = summary.run
+    click.echo(f"processed {run['processed']} file(s) ({run['failed']} bad) of {run['listed']} listed "
+               f"({run['already_done']} already done) in {run['seconds']['total']:.1f} s with {run['workers']} "
+               f"worker(s); {out} holds {summary.segments} segment(s) of {summary.files} file(s) "
+               f"({summary.no_speech} without speech) in {summary.partitions} partition(s)", err=True)
     if summary.failed:
         click.echo(f"{summary.failed} bad file(s), with their errors, are listed in {Path(out) / 'summary.json'}",
                    err=True)

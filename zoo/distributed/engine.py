@@ -16,7 +16,7 @@ from typing import Any
 from zoo.distributed import require_ray
 from zoo.distributed.ledger import SUMMARY_FILE, model_digest, open_output, partition_files, read_ledger
 from zoo.distributed.partitions import FORMATS, write_partition
-from zoo.distributed.stages import DECODE_S, SCORE_S, Scorer, decode_batch, listing_rows
+from zoo.distributed.stages import DECODE_CPU_S, DECODE_S, SCORE_CPU_S, SCORE_S, Scorer, decode_batch, listing_rows
 from zoo.storage import atomic_write_json
 
 DECODE_BLOCK = 32  # listed inputs per decode task: small enough to spread a few thousand clips over many tasks
@@ -81,11 +81,11 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
         written, totals = 0, Counter()
         for batch in _pipeline(ray, model_path, rows, sample_rate, ledger.done, options).iter_batches(
                 batch_size=options.partition_rows, batch_format="pyarrow"):
-            totals.update(decode_s=sum(batch.column(DECODE_S).to_pylist()),
-                          score_s=sum(batch.column(SCORE_S).to_pylist()), rows=batch.num_rows,
-                          failed=batch.num_rows - batch.column("error").null_count)
+            timings = (DECODE_S, DECODE_CPU_S, SCORE_S, SCORE_CPU_S)
+            totals.update({name: sum(batch.column(name).to_pylist()) for name in timings})
+            totals.update(rows=batch.num_rows, failed=batch.num_rows - batch.column("error").null_count)
             path = target / f"part-{stamp}-{written:05d}.{options.output_format}"
-            write_partition(path, batch.drop_columns([DECODE_S, SCORE_S]), options.output_format)
+            write_partition(path, batch.drop_columns(list(timings)), options.output_format)
             written += 1
             if on_partition is not None:
                 on_partition(path)
@@ -99,7 +99,9 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
         "scored": totals["rows"] - totals["failed"], "failed": totals["failed"], "partitions_written": written,
         "workers": workers, "address": options.address or "local",
         "seconds": {"total": round(wall, 3), "ray_start": round(ready - started, 3),
-                    "decode_task_s": round(totals["decode_s"], 3), "score_actor_s": round(totals["score_s"], 3)},
+                    "decode_task_s": round(totals[DECODE_S], 3), "score_actor_s": round(totals[SCORE_S], 3),
+                    "decode_task_cpu_s": round(totals[DECODE_CPU_S], 3),
+                    "score_actor_cpu_s": round(totals[SCORE_CPU_S], 3)},
         "clips_per_second": round(totals["rows"] / wall, 2) if wall > 0 else None,
     }
     summary = summarize(target, model_path, options.output_format, run)
@@ -109,7 +111,7 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
 
 def summarize(out: Path, model_path: Path, output_format: str, run: dict[str, Any]) -> Summary:
     ledger = read_ledger(out)
-    current = list(ledger.rows.values())
+    current = [rows[-1] for rows in ledger.rows.values()]
     failures = [{"path": row["path"], "error": row["error"]} for row in current if row["error"] is not None]
     labels = Counter(row["label"] for row in current if row["error"] is None)
     return Summary(model=str(model_path), output_format=output_format, rows=len(current),

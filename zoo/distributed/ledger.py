@@ -47,13 +47,15 @@ def partition_files(out: Path) -> list[Path]:
     return sorted(p for p in out.glob("part-*") if p.suffix in PARTITION_SUFFIXES and p.is_file())
 
 
-def open_output(out: str | os.PathLike[str], model_path: Path, digest: str) -> Path:
-    """Check that OUT is new, empty, or an earlier run of this same model; record the model in run.json."""
+def open_output(out: str | os.PathLike[str], model_path: Path, digest: str,
+                settings: dict[str, Any] | None = None) -> Path:
+    """Check that OUT is new, empty, or an earlier run of this model (and `settings`); record them in run.json."""
     target = check_directory_target(
         out, replace_if=lambda p: (p / RUN_FILE).is_file(), what="an emozoo Ray output folder",
         advice="give a new folder (or the OUT of an earlier run of the same model to resume it)",
     )
     run_file = target / RUN_FILE
+    settings = settings or {}
     if run_file.is_file():
         import json
 
@@ -66,31 +68,39 @@ def open_output(out: str | os.PathLike[str], model_path: Path, digest: str) -> P
                 f"{target}: holds predictions of another model ({recorded.get('model')}, sha256 "
                 f"{str(recorded.get('model_sha256'))[:12]}); give a new output folder for {model_path}"
             )
+        if recorded.get("settings", {}) != json.loads(json.dumps(settings)):
+            raise EmozooError(f"{target}: was written with other settings ({recorded.get('settings', {})}, now "
+                              f"{settings}); give a new output folder")
     else:
         target.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run_file, {"model": str(model_path.resolve()), "model_sha256": digest})
+        atomic_write_json(run_file, {"model": str(model_path.resolve()), "model_sha256": digest,
+                                     "settings": settings})
     return target
 
 
 @dataclass
 class Ledger:
-    """The rows already in OUT: the newest row of each path, and how many older rows newer ones replace."""
+    """The rows already in OUT by path (those of the newest partition holding it: a timeline file has several),
+    and how many older rows newer ones replace."""
 
-    rows: dict[str, dict[str, Any]]
+    rows: dict[str, list[dict[str, Any]]]
     stale: int
 
     @property
     def done(self) -> set[tuple[str, str]]:
-        return {(path, row["sha256"]) for path, row in self.rows.items() if row.get("sha256")}
+        return {(path, rows[0]["sha256"]) for path, rows in self.rows.items() if rows[0].get("sha256")}
 
 
-def read_ledger(out: Path) -> Ledger:
+def read_ledger(out: Path, fields: Any = None) -> Ledger:
     from zoo.distributed.partitions import read_partition
 
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[str, list[dict[str, Any]]] = {}
     stale = 0
     for file in partition_files(out):
-        for row in read_partition(file):
-            stale += row["path"] in rows
-            rows[row["path"]] = row
+        found: dict[str, list[dict[str, Any]]] = {}
+        for row in read_partition(file, fields):
+            found.setdefault(row["path"], []).append(row)
+        for path, new in found.items():
+            stale += len(rows.get(path, []))
+            rows[path] = new
     return Ledger(rows, stale)

@@ -26,13 +26,17 @@ def schema() -> Any:
     )
 
 
-def write_partition(path: Path, table: Any, output_format: str) -> Path:
-    """Write `table` (the COLUMNS) to `path` as csv or parquet; a crash never leaves a partial file there."""
+def write_partition(path: Path, table: Any, output_format: str, fields: Any = None) -> Path:
+    """Write `table` to `path` as csv or parquet; a crash never leaves a partial file there.
+
+    `fields`: the partition's schema (default: `schema()`, predict's rows; timeline rows have their own).
+    """
     import pyarrow.csv
     import pyarrow.parquet
 
+    fields = fields or schema()
     buffer = io.BytesIO()
-    table = table.select(COLUMNS).cast(schema())
+    table = table.select(fields.names).cast(fields)
     if output_format == "parquet":
         pyarrow.parquet.write_table(table, buffer)
     elif output_format == "csv":
@@ -42,8 +46,8 @@ def write_partition(path: Path, table: Any, output_format: str) -> Path:
     return atomic_write_bytes(path, buffer.getvalue())
 
 
-def read_partition(path: Path) -> list[dict[str, Any]]:
-    """The rows of one partition as dicts, typed as `schema()` (empty CSV cells are None)."""
+def read_partition(path: Path, fields: Any = None) -> list[dict[str, Any]]:
+    """The rows of one partition as dicts, typed as `fields` (default `schema()`; empty CSV cells are None)."""
     import pyarrow as pa
     import pyarrow.csv
     import pyarrow.parquet
@@ -54,12 +58,13 @@ def read_partition(path: Path) -> list[dict[str, Any]]:
         if path.suffix == ".parquet":
             table = pyarrow.parquet.read_table(path)
         else:
-            types = {field.name: field.type for field in schema()}
+            types = {field.name: field.type for field in fields or schema()}
             table = pyarrow.csv.read_csv(path, convert_options=pyarrow.csv.ConvertOptions(
                 column_types=types, strings_can_be_null=True))
     except (OSError, pa.ArrowException) as error:
         raise DatasetError(f"{path}: not a readable partition ({error}); move it out of the output folder") from None
-    missing = [c for c in COLUMNS if c not in table.column_names]
+    columns = (fields or schema()).names
+    missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise DatasetError(f"{path}: not an emozoo partition (no column {', '.join(missing)})")
-    return table.select(COLUMNS).to_pylist()
+        raise DatasetError(f"{path}: not an emozoo partition of this kind (no column {', '.join(missing)})")
+    return table.select(columns).to_pylist()

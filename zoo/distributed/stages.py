@@ -17,7 +17,8 @@ import numpy as np
 from zoo.labels import LABELS
 
 # column names the stages pass on besides partitions.COLUMNS
-AUDIO, DECODE_S, SCORE_S = "audio", "decode_s", "score_s"
+# (wall seconds and CPU seconds of this process, per row: where the time goes, in summary.json)
+AUDIO, DECODE_S, SCORE_S, DECODE_CPU_S, SCORE_CPU_S = "audio", "decode_s", "score_s", "decode_cpu_s", "score_cpu_s"
 
 
 def listing_rows(items: list[Any]) -> list[dict[str, Any]]:
@@ -35,7 +36,8 @@ def _decoded_schema() -> Any:
     import pyarrow as pa
 
     return pa.schema([("id", pa.string()), ("path", pa.string()), ("sha256", pa.string()), ("true", pa.string()),
-                      (AUDIO, pa.large_binary()), ("error", pa.string()), (DECODE_S, pa.float64())])
+                      (AUDIO, pa.large_binary()), ("error", pa.string()), (DECODE_S, pa.float64()),
+                      (DECODE_CPU_S, pa.float64())])
 
 
 def decode_batch(batch: Any, *, sample_rate: int, max_seconds: float | None, done: set[tuple[str, str]]) -> Any:
@@ -48,7 +50,7 @@ def decode_batch(batch: Any, *, sample_rate: int, max_seconds: float | None, don
 
     out: dict[str, list[Any]] = {name: [] for name in _decoded_schema().names}
     for row in batch.to_pylist():
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             digest: str | None = file_sha256(row["path"])
         except OSError:
@@ -65,7 +67,8 @@ def decode_batch(batch: Any, *, sample_rate: int, max_seconds: float | None, don
             error = str(problem)
         for name, value in (("id", row["id"]), ("path", row["path"]), ("sha256", digest),
                             ("true", LABELS[item.label] if item.label is not None else None), (AUDIO, audio),
-                            ("error", error), (DECODE_S, time.perf_counter() - start)):
+                            ("error", error), (DECODE_S, time.perf_counter() - start),
+                            (DECODE_CPU_S, time.process_time() - cpu)):
             out[name].append(value)
     return pa.Table.from_pydict(out, schema=_decoded_schema())
 
@@ -84,7 +87,7 @@ class Scorer:
 
         from zoo.distributed.partitions import COLUMNS, PROBABILITY_COLUMNS, schema
 
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         rows = batch.drop_columns([AUDIO]).to_pylist()
         audio = batch.column(AUDIO).to_pylist()
         usable = [i for i, row in enumerate(rows) if row["error"] is None]
@@ -95,10 +98,13 @@ class Scorer:
             label_id = int(np.argmax(p))
             rows[i].update(label=LABELS[label_id], label_id=label_id, confidence=float(p[label_id]),
                            **{name: float(value) for name, value in zip(PROBABILITY_COLUMNS, p, strict=True)})
-        elapsed = (time.perf_counter() - start) / max(len(rows), 1)
+        share = max(len(rows), 1)
+        elapsed, cpu = (time.perf_counter() - start) / share, (time.process_time() - cpu) / share
         table = pa.Table.from_pylist([{name: row.get(name) for name in COLUMNS} for row in rows], schema=schema())
-        return table.append_column(DECODE_S, pa.array([row[DECODE_S] for row in rows], pa.float64())).append_column(
-            SCORE_S, pa.array([elapsed] * len(rows), pa.float64()))
+        for name in (DECODE_S, DECODE_CPU_S):
+            table = table.append_column(name, pa.array([row[name] for row in rows], pa.float64()))
+        return table.append_column(SCORE_S, pa.array([elapsed] * len(rows), pa.float64())).append_column(
+            SCORE_CPU_S, pa.array([cpu] * len(rows), pa.float64()))
 
     def _score(self, waveforms: list[np.ndarray], rows: list[dict[str, Any]], usable: list[int]) -> list[Any]:
         """Probabilities of each waveform; when the batch fails, clip by clip so that one bad clip costs one row."""
