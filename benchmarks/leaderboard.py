@@ -27,6 +27,8 @@ COLUMNS: tuple[tuple[str, str, bool | None, int], ...] = (
     ("uar", "UAR", True, 3),
     ("accuracy", "accuracy", True, 3),
     ("macro_f1", "macro-F1", True, 3),
+    ("ece", "ECE", False, 3),
+    ("brier", "Brier", False, 3),
     ("p50", "p50 ms", False, 2),
     ("p90", "p90 ms", False, 2),
     ("p99", "p99 ms", False, 2),

@@ -32,6 +32,8 @@ class Row:
     def metric(self, name: str) -> float | None:
         if name in ("accuracy", "uar", "macro_f1"):
             return self.accuracy[name] if self.accuracy else None
+        if name in ("ece", "brier"):  # calibration of the predicted probabilities (files since issue 16)
+            return self.accuracy.get(name) if self.accuracy else None
         if name in ("p50", "p90", "p99", "mean", "stdev"):
             return self.single["latency_ms"][name] if self.single else None
         if name == "features_p50":
