@@ -31,7 +31,7 @@ PROTOCOL_PARAMS ?= --param librosa-logreg:augment=none --param librosa-svc:augme
 	--note "logmel-cnn=cut down to fit a 2-core CPU: 6 epochs (its default is more) and EmoDB only" \
 	--note "seed-recipe=EmoDB only: its features cost 0.56 s per clip here (40 min for the three corpora)" \
 	--note "compare-svm=EmoDB and RAVDESS only: ComParE extraction costs 0.19 s per clip here"
-LEADERBOARD_MODELS ?= librosa-svc librosa-rf librosa-logreg logmel-cnn wav2vec2
+LEADERBOARD_MODELS ?= librosa-svc librosa-rf librosa-logreg logmel-cnn emonet wav2vec2
 # the speed run: wav2vec2 uses the tiny randomly initialised backbone because this machine cannot download
 # pretrained ones (give backbone=DIR for a real one); logmel-cnn is cut to 6 epochs
 LEADERBOARD_PARAMS ?= --param logmel-cnn:epochs=6 --param wav2vec2:backbone=tiny --param wav2vec2:epochs=2
