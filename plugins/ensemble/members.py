@@ -7,6 +7,7 @@ true/false, none, JSON, else text). A model may appear twice with different para
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +29,14 @@ class MemberSpec:
     def __str__(self) -> str:
         if not self.params:
             return self.name
-        return f"{self.name}({','.join(f'{k}={v}' for k, v in self.params.items())})"
+        return f"{self.name}({','.join(f'{k}={_written(v)}' for k, v in self.params.items())})"
+
+
+def _written(value: Any) -> str:
+    """A value as it would be typed so that it reads back the same (`"none"` for the text none)."""
+    if isinstance(value, str):
+        return value if parse_value(value) == value else json.dumps(value)
+    return json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
 
 
 def _split_top_level(text: str) -> list[str]:
