@@ -331,12 +331,17 @@ def run_corpora(learner: Learner, data: Corpora, corpora: Sequence[str], resampl
     cells, replicates, pooled = [], [], []
     plans = [(name, [name], [t for t in corpora if t != name]) for name in corpora]
     plans += [(LOCO, [t for t in corpora if t != held], [held]) for held in corpora]
+    predicted: dict[tuple[tuple[str, ...], str], np.ndarray] = {}  # with two corpora, LOCO = single-corpus training
     for number, (train_name, train_corpora, tests) in enumerate(plans):
         train = np.flatnonzero(np.isin(data.corpora, train_corpora))
-        learner.fit(data, train)
+        if any((tuple(train_corpora), t) not in predicted for t in tests):
+            learner.fit(data, train)
         for test_corpus in tests:
             test = np.flatnonzero(data.corpora == test_corpus)
-            probabilities = learner.predict_proba(data, test)
+            key = (tuple(train_corpora), test_corpus)
+            if key not in predicted:
+                predicted[key] = learner.predict_proba(data, test)
+            probabilities = predicted[key]
             cell, reps = score_cell(data, test, probabilities, resamples, seed + 100 * number + len(cells),
                                     train_name, test_corpus)
             log(f"  train {'+'.join(train_corpora)}, test {test_corpus}: UAR {cell['uar']:.3f} "

@@ -50,7 +50,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
                                        str(emodb), "--folds-dir", str(fold_dir), "--resamples", "200", *LOGREG,
                                        "--out", str(speakers)])
     assert outcome.exit_code == 0, outcome.output
-    others = [small_corpus(root, name, 2, 3) for name in ("ravdess", "nemo")]
+    others = [small_corpus(root, name, 2, 2) for name in ("ravdess", "nemo")]
     corpora = root / "corpora.json"
     outcome = CliRunner().invoke(cli, ["bench", "chance", "librosa-logreg", "--protocol", "corpora", "--data",
                                        str(emodb), *(a for o in others for a in ("--data", str(o))), "--resamples",
