@@ -221,6 +221,23 @@ def test_augmenter_parameter_ranges_and_babble_pool(speech):
     assert 5 <= min(snrs) and max(snrs) <= 30
 
 
+def test_copy_fingerprint_depends_on_the_babble_pool_only_for_copies_that_mix_babble(speech):
+    one, other = Augmenter("default", seed=1), Augmenter("default", seed=1)
+    one.set_noise_pool(speech[:4])
+    other.set_noise_pool(speech[4:8])  # another fold's pool
+    chains = one.chains("clip", 40)
+    with_babble = [i for i, chain in enumerate(chains) if any(s.kind == "babble" for s in chain)]
+    assert 0 < len(with_babble) < 40
+    for index in range(40):
+        same = one.copy_fingerprint("clip", index) == other.copy_fingerprint("clip", index)
+        assert same == (index not in with_babble), index
+        # and the copies agree exactly when the fingerprints do
+        assert same == np.array_equal(one.copy(speech[9], RATE, "clip", index),
+                                      other.copy(speech[9], RATE, "clip", index)), index
+    poolless = Augmenter("default", seed=1)  # no pool: no babble in the draws, so other chains
+    assert poolless.copy_fingerprint("clip", 0) != one.copy_fingerprint("clip", 0)
+
+
 def test_none_spec_returns_the_clip_unchanged(speech):
     copies = Augmenter("none").copies(speech[0], RATE, "a", 2)
     assert len(copies) == 2 and all(np.array_equal(c, speech[0]) for c in copies)

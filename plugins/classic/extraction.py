@@ -77,9 +77,9 @@ def extract_augmented(
     its features are cached without making the copy again."""
     digests = [waveform_digest(w) for w in waveforms]
     config_key = config_digest(config.as_dict())[:16]
-    augment_key = augmenter.fingerprint[:16]
     plan = [(i, c) for c in range(copies) for i in range(len(waveforms))]
-    keys = [f"{digests[i]}-aug{augment_key}-{c}-{config_key}-v{EXTRACTOR_VERSION}" for i, c in plan]
+    keys = [f"{digests[i]}-aug{augmenter.copy_fingerprint(digests[i], c)[:16]}-{c}-{config_key}-v{EXTRACTOR_VERSION}"
+            for i, c in plan]
 
     def arguments(j: int) -> tuple:
         clip, copy = plan[j]

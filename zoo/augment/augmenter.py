@@ -122,6 +122,16 @@ class Augmenter:
         """Digest of `describe()`: with a clip's content, key and copy index, a cache key for its copy."""
         return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()
 
+    def copy_fingerprint(self, key: str | int, index: int) -> str:
+        """Digest of everything that decides copy `index` of clip `key`: the babble pool counts only when that
+        copy's chain mixes babble, so copies without babble keep their cache entries when the pool changes
+        (each cross-validation fold has its own pool)."""
+        description = self.describe()
+        steps = self.plan(self.generator(key, index))
+        if not any(step.kind == "babble" for step in steps):
+            description["noise_pool"] = bool(description["noise_pool"])  # babble available or not: the draw
+        return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
     def set_noise_pool(self, waveforms: Sequence[np.ndarray]) -> None:
         """Clips (at the rate of those to be augmented) that babble is mixed from; a clip is never mixed
         into its own babble when the very same array is in the pool."""
