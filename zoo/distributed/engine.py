@@ -74,7 +74,7 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
     target = open_output(out, model_path, model_digest(model_path))
     ledger = read_ledger(target)
     rows = listing_rows(listing.items)
-    owns_ray = _start_ray(ray, options.address)
+    owns_ray = start_ray(ray, options.address)
     try:
         ready = time.perf_counter()
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
@@ -89,7 +89,7 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
             written += 1
             if on_partition is not None:
                 on_partition(path)
-        workers = _pool_size(ray, options, len(rows))
+        workers = pool_size(ray, options, len(rows))
     finally:
         if owns_ray:
             ray.shutdown()
@@ -130,7 +130,7 @@ def _sample_rate(model_path: Path) -> int:
     return int(load(model_path).sample_rate)
 
 
-def _start_ray(ray: Any, address: str | None) -> bool:
+def start_ray(ray: Any, address: str | None) -> bool:
     """Join `address` or start Ray here, unless this process already did; True when we started it."""
     if ray.is_initialized():
         return False
@@ -140,13 +140,13 @@ def _start_ray(ray: Any, address: str | None) -> bool:
     return True
 
 
-def _blocks(rows: int) -> int:
+def block_count(rows: int) -> int:
     return max(1, math.ceil(rows / DECODE_BLOCK))
 
 
-def _pool_size(ray: Any, options: RayOptions, rows: int) -> int:
+def pool_size(ray: Any, options: RayOptions, rows: int) -> int:
     """--num-workers, else one actor per CPU; never more actors than blocks to score (each would idle)."""
-    return min(options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1))), _blocks(rows))
+    return min(options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1))), block_count(rows))
 
 
 def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rate: int,
@@ -154,9 +154,9 @@ def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rat
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = options.progress
     context.print_on_execution_start = options.progress
-    workers = _pool_size(ray, options, len(rows))
+    workers = pool_size(ray, options, len(rows))
     cpus = float(ray.cluster_resources().get("CPU", 1))
-    dataset = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows)))
+    dataset = ray.data.from_items(rows, override_num_blocks=block_count(len(rows)))
     # fault tolerance is Ray Data's own, left at its defaults: a decode task lost with its worker is retried,
     # and a dead scoring actor is restarted and its batch retried (max_retries / max_restarts /
     # max_task_retries = -1, unlimited). An exception from our code is a bug and stops the run.

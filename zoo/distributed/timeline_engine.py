@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.distributed import require_ray
-from zoo.distributed.engine import DECODE_CPUS, POOL_SHARE, RayOptions, _blocks, _pool_size, _start_ray
+from zoo.distributed.engine import DECODE_CPUS, POOL_SHARE, RayOptions, block_count, pool_size, start_ray
 from zoo.distributed.ledger import SUMMARY_FILE, model_digest, open_output, partition_files, read_ledger
 from zoo.distributed.partitions import write_partition
 from zoo.distributed.stages import listing_rows
@@ -141,15 +141,15 @@ def timeline_with_ray(model_path: str | Path, inputs: list[str], out: str | Path
     fields = timeline_schema()
     rows = listing_rows(listing.items)
     done = read_ledger(target, fields).done
-    owns_ray = _start_ray(ray, options.address)
+    owns_ray = start_ray(ray, options.address)
     try:
         ready = time.perf_counter()
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = options.progress
         context.print_on_execution_start = options.progress
-        workers = _pool_size(ray, options, len(rows))
+        workers = pool_size(ray, options, len(rows))
         cpus = float(ray.cluster_resources().get("CPU", 1))
-        files = ray.data.from_items(rows, override_num_blocks=_blocks(len(rows))).map_batches(
+        files = ray.data.from_items(rows, override_num_blocks=block_count(len(rows))).map_batches(
             hash_batch, batch_format="pyarrow", batch_size=None, num_cpus=DECODE_CPUS, fn_kwargs={"done": done})
         scored = files.map_batches(
             TimelineWorker, batch_format="pyarrow", batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
