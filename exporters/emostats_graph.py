@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from exporters.graph import DOUBLE, GraphBuilder
+from exporters.graph import DOUBLE, INT64, GraphBuilder
 from exporters.masked import (
     first_last_true,
     masked_extreme,
@@ -22,7 +22,7 @@ from exporters.masked import (
     row_mask,
 )
 from exporters.spectral import power_spectrum
-from plugins.classic.features import LEVEL_FLOOR, EmoStatsConfig, emostats_constants
+from plugins.classic.features import LEVEL_FLOOR, MIN_SPEECH_FRAMES, EmoStatsConfig, emostats_constants
 
 
 def padded_frame_count(g: GraphBuilder, signal: str, n_fft: int, hop: int) -> tuple[str, str]:
@@ -97,6 +97,8 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     energy_min = masked_extreme(g, energy, valid, "ReduceMin")
     threshold = g.op("Sub", energy_max, g.scalar(config.speech_range_db))
     speech = g.op("And", g.op("Greater", energy, g.op("Unsqueeze", threshold, g.i64(1))), valid)
+    if config.speech_floor_margin_db > 0:
+        speech = _above_noise_floor(g, energy, valid, speech, config)
     voice = g.op("Squeeze", voicing, g.i64(2))
     voiced = g.op("And", speech, g.op("Greater", voice, g.scalar(config.voicing_threshold)))
 
@@ -144,6 +146,18 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
                                      constants, config))
     return g.op("Concat", frame_mean, frame_std, delta_std, mel_mean, mel_std, *scalars, segments, *percentiles,
                 *extras, axis=1)
+
+
+def _above_noise_floor(g: GraphBuilder, energy: str, valid: str, speech: str, config: EmoStatsConfig) -> str:
+    """`features.speech_frames`' floor rule: speech frames speech_floor_margin_db above the row's quiet floor,
+    unless fewer than MIN_SPEECH_FRAMES remain (then the range rule's frames)."""
+    floor_db = masked_percentiles(g, energy, valid, [config.speech_floor_percentile])  # [B, 1]
+    limit = g.op("Add", floor_db, g.scalar(config.speech_floor_margin_db))
+    above_floor = g.op("And", speech, g.op("Greater", energy, limit))
+    count = g.reduce("ReduceSum", g.cast(above_floor, INT64), [1], keepdims=1)  # [B, 1]
+    enough = g.op("GreaterOrEqual", count, g.scalar(MIN_SPEECH_FRAMES, np.int64))
+    # (Where has no bool kernel in onnxruntime)
+    return g.op("Or", g.op("And", enough, above_floor), g.op("And", g.op("Not", enough), speech))
 
 
 def _pairs(g: GraphBuilder, values: str) -> tuple[str, str]:

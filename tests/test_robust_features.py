@@ -81,6 +81,52 @@ def test_voice_quality_descriptors_are_the_last_columns_and_agree_with_onnx(clip
     np.testing.assert_allclose(graph, quality, rtol=1e-3, atol=1e-3)
 
 
+def _with_noisy_pauses(clip: np.ndarray, snr_db: float, seed: int) -> np.ndarray:
+    """The clip between two seconds of pause, white noise at `snr_db` below the speech over the whole."""
+    pause = np.zeros(16_000, dtype=np.float32)
+    padded = np.concatenate([pause, clip, pause])
+    speech_power = float(np.mean(np.square(clip, dtype=np.float64)))
+    noise = np.random.default_rng(seed).standard_normal(padded.size) * np.sqrt(speech_power / 10 ** (snr_db / 10))
+    return (padded + noise).astype(np.float32)
+
+
+def _frame_log_energy(samples: np.ndarray, config: object) -> np.ndarray:
+    import librosa
+
+    from plugins.classic.features import _emostats_frames, emostats_constants, normalise_level
+
+    spectrum = librosa.stft(normalise_level(samples), n_fft=config.n_fft, hop_length=config.hop_length,
+                            window=emostats_constants(config)["window"], center=False)
+    return _emostats_frames((np.abs(spectrum) ** 2).T.astype(np.float64), config)["log_energy"]
+
+
+def test_noise_floor_rule_keeps_noisy_pauses_out_of_speech_natively_and_in_onnx(clips: list[np.ndarray]) -> None:
+    from plugins.classic.features import speech_frames
+
+    robust, plain = feature_config("emorobust-nf"), feature_config("emostats")
+    assert robust.speech_floor_margin_db > 0 and not plain.speech_floor_margin_db
+    noisy = [_with_noisy_pauses(c, 20.0, seed) for seed, c in enumerate(clips)]
+    pause_frames = (16_000 - robust.n_fft) // robust.hop_length  # frames wholly inside the leading pause
+    for clip, noisy_clip in zip(clips, noisy, strict=True):
+        silent = np.zeros(16_000, np.float32)
+        clean_speech = speech_frames(_frame_log_energy(np.concatenate([silent, clip, silent]), robust), robust)
+        energy = _frame_log_energy(noisy_clip, robust)
+        assert speech_frames(energy, plain)[:pause_frames].mean() > 0.9  # the range rule takes noise for speech
+        found = speech_frames(energy, robust)
+        assert found[:pause_frames].mean() < 0.1
+        assert (found & clean_speech).sum() >= 0.9 * found.sum()  # what it keeps was speech in the clean clip
+        assert (found & clean_speech).sum() >= 0.5 * clean_speech.sum()  # and most of that speech is kept
+    graph = _graph_features("emorobust-nf", noisy)
+    native = np.stack([extract(w, robust) for w in noisy])
+    assert np.max(np.abs(graph - native) / (np.abs(native) + 1.0)) < 1e-3
+
+
+def test_configs_without_the_floor_rule_record_no_floor_fields_so_older_saved_models_load() -> None:
+    for name in ("emostats", "emorobust"):
+        assert "speech_floor_margin_db" not in feature_config(name).as_dict()
+    assert feature_config("emorobust-nf").as_dict()["speech_floor_margin_db"] > 0
+
+
 def test_balanced_weights_equalise_classes_and_corpora_within_a_class() -> None:
     labels = np.array([0] * 90 + [1] * 10 + [0] * 5 + [1] * 20 + [2] * 5)
     corpora = ["big"] * 100 + ["small"] * 30

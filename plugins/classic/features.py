@@ -9,6 +9,14 @@ across speakers, languages and microphones better than absolute spectra: pitch j
 between voiced frames, harmonics-to-noise ratio, alpha ratio and Hammarberg index (means and spreads over
 voiced frames), and the rate of voiced onsets.
 
+`emorobust-nf` (opt-in, for noisy recordings): `emorobust` that also finds speech against the clip's own noise
+floor: a frame counts as speech only when it is within `speech_range_db` of the loudest frame AND
+`speech_floor_margin_db` above the clip's quiet floor (the `speech_floor_percentile`-th percentile of frame
+energy). In a clean clip with pauses the floor is silence and nothing changes; in a noisy or babbly one the
+pauses are no longer taken for speech (they moved the energy, voicing and spectral-shape statistics by many
+standard deviations). In clips without pauses it drops the quietest speech, which costs cross-corpus accuracy
+(docs/robustness.md has both measurements): not the default.
+
 Every set normalises the clip's level first (the waveform is divided by its RMS), so a clip and the same
 clip made 30 dB quieter get the same features up to rounding, natively and in the ONNX graph.
 
@@ -48,9 +56,16 @@ class EmoStatsConfig:
     jitter_max_semitones: float = 3.0  # pitch steps larger than this between frames are octave errors, not jitter
     alpha_bands_hz: tuple[float, float, float] = (50.0, 1_000.0, 5_000.0)
     hammarberg_split_hz: float = 2_000.0
+    speech_floor_margin_db: float = 0.0  # 0: the range rule alone (emostats); see the module docstring
+    speech_floor_percentile: float = 10.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        # fields added after models were saved with this set are recorded only when they change the features,
+        # so those models (whose manifests lack them) still load
+        if not self.speech_floor_margin_db:
+            del data["speech_floor_margin_db"], data["speech_floor_percentile"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -69,6 +84,8 @@ class SeedConfig:
 
 FEATURE_SETS: dict[str, Any] = {
     "emorobust": functools.partial(EmoStatsConfig, name="emorobust", voice_quality=True),
+    "emorobust-nf": functools.partial(EmoStatsConfig, name="emorobust-nf", voice_quality=True,
+                                      speech_floor_margin_db=10.0),
     "emostats": EmoStatsConfig,
     "seed": SeedConfig,
 }
@@ -83,6 +100,7 @@ def feature_config(name: str) -> EmoStatsConfig | SeedConfig:
     return FEATURE_SETS[name]()
 
 
+MIN_SPEECH_FRAMES = 10  # the noise-floor rule is ignored when it would leave fewer speech frames than this
 LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled
 
 
@@ -237,7 +255,7 @@ def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> n
     frame = np.column_stack([mfcc, log_energy, centroid, bandwidth, flatness, voicing])
     # Statistics cover speech only: frames within speech_range_db of the loudest one (leading and
     # trailing silence would otherwise dilute every mean by a clip-dependent amount).
-    speech = log_energy > log_energy.max() - config.speech_range_db
+    speech = speech_frames(log_energy, config)
     speech_pairs = speech[1:] & speech[:-1]
     deltas = np.diff(np.column_stack([mfcc, log_energy]), axis=0)[speech_pairs]
     if deltas.shape[0] == 0:
@@ -273,6 +291,18 @@ def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> n
     if config.voice_quality:
         parts.append(_voice_quality(frames, speech, voiced, config))
     return np.concatenate(parts).astype(np.float32)
+
+
+def speech_frames(log_energy: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
+    """Which frames are speech: within speech_range_db of the loudest, and (when speech_floor_margin_db is
+    set) that far above the clip's quiet floor, unless that leaves fewer than MIN_SPEECH_FRAMES."""
+    speech = log_energy > log_energy.max() - config.speech_range_db
+    if config.speech_floor_margin_db > 0:
+        floor_db = np.percentile(log_energy, config.speech_floor_percentile)
+        above_floor = speech & (log_energy > floor_db + config.speech_floor_margin_db)
+        if above_floor.sum() >= MIN_SPEECH_FRAMES:
+            speech = above_floor
+    return speech
 
 
 def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> list[float]:
