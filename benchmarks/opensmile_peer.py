@@ -178,6 +178,22 @@ def classifiers() -> dict[str, tuple[dict[str, Any], Callable[[], Any]]]:
     }
 
 
+def class_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """[n, 6] probabilities: predict_proba where the classifier has it, else the softmax of its margins (SVMs:
+    not calibrated); a class never seen in training gets 0."""
+    from zoo.labels import LABELS
+
+    if hasattr(model, "predict_proba"):
+        partial = model.predict_proba(features)
+    else:
+        margins = np.atleast_2d(model.decision_function(features))
+        margins = np.exp(margins - margins.max(axis=1, keepdims=True))
+        partial = margins / margins.sum(axis=1, keepdims=True)
+    probabilities = np.zeros((len(features), len(LABELS)))
+    probabilities[:, model.classes_] = partial
+    return probabilities
+
+
 def pick(labels: np.ndarray, corpora: Sequence[str], limit: int | None, seed: int = 0) -> np.ndarray:
     """Indices of at most `limit` clips per corpus, spread evenly over its labels (all clips without a limit)."""
     if limit is None:
@@ -202,7 +218,7 @@ def run(data: Sequence[str], cache_dir: Path = DEFAULT_CACHE, normalize: str = "
     """The leave-one-corpus-out document (the shape of `emozoo cv --leave-one-corpus-out --json-out`)."""
     from zoo import datasets
     from zoo.evaluation import CorpusTransferResult
-    from zoo.metrics import scores
+    from zoo.metrics import brier_score, expected_calibration_error, scores
 
     if normalize not in NORMALIZE_MODES:
         raise ValueError(f"normalize must be one of {', '.join(NORMALIZE_MODES)}, not {normalize!r}")
@@ -247,7 +263,11 @@ def run(data: Sequence[str], cache_dir: Path = DEFAULT_CACHE, normalize: str = "
         for name in names:
             test = corpora == name
             model = factory().fit(features[~test], labels[~test])
+            probabilities = class_probabilities(model, features[test])
             row = scores(labels[test], model.predict(features[test]))
+            # CorpusTransferResult.summary reports calibration too (issue 16)
+            row["ece"] = expected_calibration_error(labels[test], probabilities)
+            row["brier"] = brier_score(labels[test], probabilities)
             row["train_corpora"] = [n for n in names if n != name]
             result.held_out[name] = row
             log(f"{model_name}: held out {name} ({row['n']} clips): accuracy {row['accuracy']:.3f}  "

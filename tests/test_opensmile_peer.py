@@ -42,7 +42,7 @@ def test_leave_one_corpus_out_json_has_the_cv_shape(corpora: list[str], tmp_path
         assert {"model", "params", "accuracy", "uar", "macro_f1", "min_uar", "per_corpus"} <= set(entry)
         assert set(entry["per_corpus"]) == set(CORPORA)
         for name, row in entry["per_corpus"].items():
-            assert set(row) == {"n", "accuracy", "uar", "macro_f1"}
+            assert set(row) == {"n", "accuracy", "uar", "macro_f1", "ece", "brier"}
             assert row["n"] == CLIPS_PER_CORPUS
             assert 0.0 <= row["uar"] <= 1.0 and 0.0 <= row["accuracy"] <= 1.0
             assert entry["held_out"][name]["train_corpora"] == [c for c in sorted(CORPORA) if c != name]
