@@ -72,6 +72,12 @@ EXPLAIN = {
 }
 
 
+def skipped(documents: Sequence[dict[str, Any]], protocol: str) -> list[str]:
+    """'model: reason' of the systems a protocol file lists as not run (a missing extra, one corpus only)."""
+    return [f"{s['model']}: {s['reason']}" for d in documents if d["protocol"] == protocol
+            for s in d.get("skipped", [])]
+
+
 def markdown(documents: Sequence[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for protocol, models in by_protocol(documents).items():
@@ -91,6 +97,8 @@ def markdown(documents: Sequence[dict[str, Any]]) -> list[str]:
                          + f" | {_ci(mean, 'accuracy')} | {_ci(mean, 'macro_f1')} | {fmt(mean['ece'])} | "
                          f"{fmt(mean['brier'])} | {_notes(model)} |")
         lines.append("")
+        lines += [*(f"- not run: {line}" for line in skipped(documents, protocol)), ""] if skipped(
+            documents, protocol) else []
         if protocol == "corpora":
             lines += ["### Train corpus × test corpus (UAR)", ""]
             for model in models:
@@ -140,7 +148,8 @@ def html_sections(documents: Sequence[dict[str, Any]], images: dict[str, str]) -
             f'<table class="protocol-table" data-shown="{MEAN}"><thead><tr><th class="text">model</th>'
             '<th class="text">corpus</th><th>UAR [95 %]</th><th>accuracy [95 %]</th><th>macro-F1 [95 %]</th>'
             '<th>ECE</th><th>Brier</th><th>clips</th><th>speakers</th><th class="text">notes</th></tr></thead>'
-            f"<tbody>{''.join(body)}</tbody></table>")
+            f"<tbody>{''.join(body)}</tbody></table>"
+            + "".join(f"<p class=\"skipped\">Not run: {e(line)}</p>" for line in skipped(documents, protocol)))
         if protocol == "corpora":
             parts.append(heat_maps(models, corpora, documents))
         parts.append("</section>")
