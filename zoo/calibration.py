@@ -31,7 +31,10 @@ T_BOUNDS = (0.02, 50.0)
 MIN_SPEAKERS = 3
 
 
-def check_method(method: str) -> str:
+def check_method(method: str | None) -> str:
+    """The method named; None (how `--param calibrate=none` arrives from the command line) is "none"."""
+    if method is None:
+        return "none"
     if method not in METHODS:
         raise ValueError(f"calibrate={method!r} is not one of: {', '.join(METHODS)}")
     return method

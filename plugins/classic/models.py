@@ -100,7 +100,7 @@ class ClassicModel(EmotionModel):
     def _fit_calibration(self, features: np.ndarray, copies: np.ndarray | None, labels: np.ndarray,
                          groups: Sequence[object] | None, corpora: Sequence[str | None] | None) -> Calibration:
         """A temperature fitted on speaker-grouped out-of-fold probabilities (the same recipe refitted per fold)."""
-        if self.calibrate == "none":
+        if check_method(self.calibrate) == "none":
             return Calibration(fitted_on={"skipped": "calibrate=none"})
         folds = speaker_folds(labels, groups, seed=self.random_state)
         if isinstance(folds, str):
