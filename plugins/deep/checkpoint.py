@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from zoo.errors import EmozooError
+from zoo.errors import EmozooError, ModelFileError
 from zoo.storage import atomic_directory, atomic_write_json
 
 STATE = "trainer_state.json"
@@ -31,6 +31,30 @@ OPTIMIZER = "optimizer.safetensors"
 BEST = "best.safetensors"
 RNG = "rng.safetensors"
 _EPOCH_DIR = re.compile(r"epoch-(\d+)")
+
+
+def save_weights(network: torch.nn.Module, path: Path) -> None:
+    """A trained network's weights as one safetensors file (the saved model's)."""
+    save_file(detached(network.state_dict()), str(path), metadata={"format": "emozoo"})
+
+
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A saved model's weights file; a missing or unreadable one is a ModelFileError naming it."""
+    if not path.is_file():
+        raise ModelFileError(f"{path.parent}: {path.name} is missing")
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as error:
+        raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
+
+
+def install_weights(network: torch.nn.Module, state: dict[str, torch.Tensor], path: Path) -> torch.nn.Module:
+    """`network` with `state` loaded (from the file `path`), in eval mode; a mismatch names the file."""
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as error:
+        raise ModelFileError(f"{path}: does not match the model's parameters ({str(error)[:300]})") from None
+    return network.eval()
 
 
 def detached(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -170,33 +170,19 @@ class EmoNet(DeepEmotionModel):
 
     # -- persistence -----------------------------------------------------------------------------------------
     def _save_weights(self, directory: Path) -> None:
-        from safetensors.torch import save_file
+        from plugins.deep.checkpoint import save_weights
 
-        from plugins.deep.checkpoint import detached
-
-        save_file(detached(self.network_.state_dict()), str(directory / WEIGHTS), metadata={"format": "emozoo"})
+        save_weights(self.network_, directory / WEIGHTS)
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from plugins.deep.checkpoint import install_weights, read_weights
 
         path = directory / WEIGHTS
-        if not path.is_file():
-            raise ModelFileError(f"{directory}: {WEIGHTS} is missing")
-        try:
-            state = load_file(str(path))
-        except (OSError, SafetensorError) as error:
-            raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
+        state = read_weights(path)
         saved = manifest.get("feature_config", {}).get("statistics")
         if saved != json.loads(json.dumps(self.statistics_config.as_dict())):  # as the manifest stores it
             raise ModelFileError(f"{directory}: saved with other statistics settings than this emozoo computes "
                                  f"({STATISTICS}); retrain the model")
         if "stats_mean" not in state:
             raise ModelFileError(f"{path}: not emonet weights (no stats_mean)")
-        network = self._build(int(state["stats_mean"].shape[0]))
-        try:
-            network.load_state_dict(state)
-        except RuntimeError as error:
-            raise ModelFileError(f"{path}: does not match the model's parameters ({str(error)[:300]})") from None
-        network.eval()
-        self.network_ = network
+        self.network_ = install_weights(self._build(int(state["stats_mean"].shape[0])), state, path)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plugins.deep.base import SAMPLE_RATE, DeepEmotionModel
-from zoo.errors import EmozooError, ModelFileError
+from zoo.errors import EmozooError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -157,27 +157,12 @@ class LogMelCNN(DeepEmotionModel):
         )
 
     def _save_weights(self, directory: Path) -> None:
-        from safetensors.torch import save_file
+        from plugins.deep.checkpoint import save_weights
 
-        from plugins.deep.checkpoint import detached
-
-        save_file(detached(self.network_.state_dict()), str(directory / WEIGHTS), metadata={"format": "emozoo"})
+        save_weights(self.network_, directory / WEIGHTS)
 
     def _load_weights(self, directory: Path, manifest: dict[str, Any]) -> None:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from plugins.deep.checkpoint import install_weights, read_weights
 
         path = directory / WEIGHTS
-        if not path.is_file():
-            raise ModelFileError(f"{directory}: {WEIGHTS} is missing")
-        try:
-            state = load_file(str(path))
-        except (OSError, SafetensorError) as error:
-            raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
-        network = self._build()
-        try:
-            network.load_state_dict(state)
-        except RuntimeError as error:
-            raise ModelFileError(f"{path}: does not match the model's parameters ({str(error)[:300]})") from None
-        network.eval()
-        self.network_ = network
+        self.network_ = install_weights(self._build(), read_weights(path), path)
