@@ -182,7 +182,10 @@ def test_augmenter_specs():
         Augmenter("noise,echo")
     with pytest.raises(ValueError, match="seed"):
         Augmenter("noise", seed=-1)
-    assert Augmenter("noise", seed=1).fingerprint != Augmenter("noise", seed=2).fingerprint
+    one, same, other = Augmenter("noise", seed=1), Augmenter("noise", seed=1), Augmenter("noise", seed=2)
+    for index in range(3):  # the cache key of a copy follows the seed
+        assert one.copy_fingerprint("clip", index) == same.copy_fingerprint("clip", index)
+        assert one.copy_fingerprint("clip", index) != other.copy_fingerprint("clip", index)
     assert tuple(Augmenter("noise").describe()["ranges"]["snr_db"]) == (5.0, 30.0)
 
 

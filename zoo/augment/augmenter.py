@@ -117,11 +117,6 @@ class Augmenter:
         return {"version": VERSION, "spec": self.spec_string, "seed": self.seed, "max_chain": self.max_chain,
                 "ranges": asdict(self.ranges), "noise_pool": self._pool_digest or None}
 
-    @property
-    def fingerprint(self) -> str:
-        """Digest of `describe()`: with a clip's content, key and copy index, a cache key for its copy."""
-        return hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode()).hexdigest()
-
     def copy_fingerprint(self, key: str | int, index: int) -> str:
         """Digest of everything that decides copy `index` of clip `key`: the babble pool counts only when that
         copy's chain mixes babble, so copies without babble keep their cache entries when the pool changes
