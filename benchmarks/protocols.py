@@ -367,7 +367,7 @@ class ProtocolSettings:
 
 
 def label_of(spec: str, params: dict[str, Any]) -> str:
-    return spec + "".join(f" {k}={v}" for k, v in sorted(params.items()))
+    return spec + "".join(f" {k}={'none' if v is None else v}" for k, v in sorted(params.items()))
 
 
 def _device() -> str:
