@@ -11,46 +11,28 @@ speaker-grouped out-of-fold probabilities of the training clips; docs/calibratio
 
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
+from default_recipe import DEMO_SPEAKER, load_recipe, recipe_parser
 
 import zoo
 from exporters import export_model
-from zoo import datasets
 from zoo.bundled import default_model_path
 from zoo.evaluation import cross_validate, leave_one_corpus_out
 from zoo.labels import LABELS
 from zoo.model import fit_with_speakers
 from zoo.storage import atomic_write_json, atomic_write_text
 
-DEMO_SPEAKER = "ravdess/Actor_16"
-CORPORA = ("emodb", "ravdess", "nemo")
-
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--plugin", default="librosa-logreg")
-    parser.add_argument("--param", action="append", default=[], help="KEY=VALUE model parameter")
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--folds", type=int, default=5)
-    args = parser.parse_args()
-    from zoo.cli.common import parse_params
-
-    params = parse_params(args.param)
-    root = Path(args.data_root)
-    everything = datasets.load_all([root / name for name in CORPORA])
-    keep = [i for i, item in enumerate(everything.items) if item.speaker != DEMO_SPEAKER]
-    data = everything.subset(keep)
-    print(f"training data: {data.describe()}", file=sys.stderr)
-
+    args = recipe_parser(__doc__).parse_args()
+    recipe = load_recipe(args)
+    params, data, audio = recipe.params, recipe.data, recipe.audio
     model = zoo.create_model(args.plugin, **params)
-    audio = datasets.load_waveforms(data.items, model.sample_rate)
     started = time.perf_counter()
     result = cross_validate(lambda: zoo.create_model(args.plugin, **params), data, audio, args.folds)
     cv = {k: round(v, 4) for k, v in result.summary().items() if k in {"accuracy", "uar", "macro_f1",

@@ -11,21 +11,17 @@ Brier before and after, and each fold's temperature.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
+from default_recipe import load_recipe, recipe_parser
 
 import zoo
 from zoo import datasets
 from zoo.calibration import IDENTITY, calibration_scores
 from zoo.metrics import scores
 from zoo.model import fit_with_speakers
-
-DEMO_SPEAKER = "ravdess/Actor_16"
-CORPORA = ("emodb", "ravdess", "nemo")
 
 
 def summarise(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
@@ -35,22 +31,12 @@ def summarise(labels: np.ndarray, probabilities: np.ndarray) -> dict[str, float]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--plugin", default="librosa-logreg")
-    parser.add_argument("--param", action="append", default=[], help="KEY=VALUE model parameter")
-    parser.add_argument("--data-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
-    parser.add_argument("--folds", type=int, default=5)
+    parser = recipe_parser(__doc__)
     parser.add_argument("--max-folds", type=int, default=None,
                         help="score only the first N folds (each needs its own augmented copies: slow)")
     args = parser.parse_args()
-    from zoo.cli.common import parse_params
-
-    params = parse_params(args.param)
-    everything = datasets.load_all([Path(args.data_root) / name for name in CORPORA])
-    data = everything.subset([i for i, item in enumerate(everything.items) if item.speaker != DEMO_SPEAKER])
-    print(f"data: {data.describe()}", file=sys.stderr)
-    probe = zoo.create_model(args.plugin, **params)
-    audio = datasets.load_waveforms(data.items, probe.sample_rate)
+    recipe = load_recipe(args)
+    params, data, audio = recipe.params, recipe.data, recipe.audio
     labels = data.labels
     raw = np.zeros((len(labels), 6))
     calibrated = np.zeros((len(labels), 6))
