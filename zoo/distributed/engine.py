@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import os
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from zoo.distributed import require_ray
 from zoo.distributed.ledger import SUMMARY_FILE, model_digest, open_output, partition_files, read_ledger
-from zoo.distributed.partitions import FORMATS, write_partition
+from zoo.distributed.partitions import FORMATS
+from zoo.distributed.pipeline import Stage, run_pipeline
 from zoo.distributed.stages import DECODE_CPU_S, DECODE_S, SCORE_CPU_S, SCORE_S, Scorer, decode_batch, listing_rows
 from zoo.storage import atomic_write_json
-
-DECODE_BLOCK = 32  # listed inputs per decode task: small enough to spread a few thousand clips over many tasks
-DECODE_CPUS = 0.25  # a decode task is mostly file reading and resampling; scoring gets the rest of each CPU
-POOL_SHARE = 0.75  # the actor pool together asks for at most this share of the cluster's CPUs (never starves decode)
 
 
 @dataclass
@@ -74,31 +68,30 @@ def score_with_ray(model_path: str | os.PathLike[str], inputs: list[str], out: s
     target = open_output(out, model_path, model_digest(model_path))
     ledger = read_ledger(target)
     rows = listing_rows(listing.items)
-    owns_ray = start_ray(ray, options.address)
-    try:
-        ready = time.perf_counter()
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-        written, totals = 0, Counter()
-        for batch in _pipeline(ray, model_path, rows, sample_rate, ledger.done, options).iter_batches(
-                batch_size=options.partition_rows, batch_format="pyarrow"):
-            timings = (DECODE_S, DECODE_CPU_S, SCORE_S, SCORE_CPU_S)
-            totals.update({name: sum(batch.column(name).to_pylist()) for name in timings})
-            totals.update(rows=batch.num_rows, failed=batch.num_rows - batch.column("error").null_count)
-            path = target / f"part-{stamp}-{written:05d}.{options.output_format}"
-            write_partition(path, batch.drop_columns(list(timings)), options.output_format)
-            written += 1
-            if on_partition is not None:
-                on_partition(path)
-        workers = pool_size(ray, options, len(rows))
-    finally:
-        if owns_ray:
-            ray.shutdown()
+    timings = (DECODE_S, DECODE_CPU_S, SCORE_S, SCORE_CPU_S)
+    totals: Counter[str] = Counter()
+
+    def to_table(batch: Any) -> Any:
+        totals.update({name: sum(batch.column(name).to_pylist()) for name in timings})
+        totals.update(rows=batch.num_rows, failed=batch.num_rows - batch.column("error").null_count)
+        return batch.drop_columns(list(timings))
+
+    outcome = run_pipeline(
+        ray, rows, target, address=options.address, num_workers=options.num_workers, progress=options.progress,
+        output_format=options.output_format,
+        prepare=Stage(decode_batch, {"sample_rate": sample_rate, "max_seconds": options.max_seconds,
+                                     "done": ledger.done}),
+        work=Stage(Scorer, {"model_path": str(model_path), "threads": options.threads or 1,
+                            "device": options.device, "batch_size": options.batch_size}),
+        work_batch=options.actor_batch, partition_batch=options.partition_rows, to_table=to_table,
+        on_partition=on_partition)
     wall = time.perf_counter() - started
     run = {
-        "started": stamp, "inputs": list(inputs), "listed": len(rows), "already_done": len(rows) - totals["rows"],
-        "scored": totals["rows"] - totals["failed"], "failed": totals["failed"], "partitions_written": written,
-        "workers": workers, "address": options.address or "local",
-        "seconds": {"total": round(wall, 3), "ray_start": round(ready - started, 3),
+        "started": outcome.stamp, "inputs": list(inputs), "listed": len(rows),
+        "already_done": len(rows) - totals["rows"], "scored": totals["rows"] - totals["failed"],
+        "failed": totals["failed"], "partitions_written": outcome.written, "workers": outcome.workers,
+        "address": options.address or "local",
+        "seconds": {"total": round(wall, 3), "ray_start": round(outcome.ready - started, 3),
                     "decode_task_s": round(totals[DECODE_S], 3), "score_actor_s": round(totals[SCORE_S], 3),
                     "decode_task_cpu_s": round(totals[DECODE_CPU_S], 3),
                     "score_actor_cpu_s": round(totals[SCORE_CPU_S], 3)},
@@ -128,43 +121,3 @@ def _sample_rate(model_path: Path) -> int:
     from zoo.api import load
 
     return int(load(model_path).sample_rate)
-
-
-def start_ray(ray: Any, address: str | None) -> bool:
-    """Join `address` or start Ray here, unless this process already did; True when we started it."""
-    if ray.is_initialized():
-        return False
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports leave the machine unless asked for
-    ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="warning",
-             configure_logging=True)
-    return True
-
-
-def block_count(rows: int) -> int:
-    return max(1, math.ceil(rows / DECODE_BLOCK))
-
-
-def pool_size(ray: Any, options: RayOptions, rows: int) -> int:
-    """--num-workers, else one actor per CPU; never more actors than blocks to score (each would idle)."""
-    return min(options.num_workers or max(1, int(ray.cluster_resources().get("CPU", 1))), block_count(rows))
-
-
-def _pipeline(ray: Any, model_path: Path, rows: list[dict[str, Any]], sample_rate: int,
-              done: set[tuple[str, str]], options: RayOptions) -> Any:
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = options.progress
-    context.print_on_execution_start = options.progress
-    workers = pool_size(ray, options, len(rows))
-    cpus = float(ray.cluster_resources().get("CPU", 1))
-    dataset = ray.data.from_items(rows, override_num_blocks=block_count(len(rows)))
-    # fault tolerance is Ray Data's own, left at its defaults: a decode task lost with its worker is retried,
-    # and a dead scoring actor is restarted and its batch retried (max_retries / max_restarts /
-    # max_task_retries = -1, unlimited). An exception from our code is a bug and stops the run.
-    decoded = dataset.map_batches(
-        decode_batch, batch_format="pyarrow", batch_size=None, num_cpus=DECODE_CPUS,
-        fn_kwargs={"sample_rate": sample_rate, "max_seconds": options.max_seconds, "done": done})
-    return decoded.map_batches(
-        Scorer, batch_format="pyarrow", batch_size=options.actor_batch,
-        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=min(1.0, POOL_SHARE * cpus / workers),
-        fn_constructor_kwargs={"model_path": str(model_path), "threads": options.threads or 1,
-                               "device": options.device, "batch_size": options.batch_size})

@@ -5,24 +5,23 @@ once per actor and runs `zoo.timeline.timeline_file` on each file, which streams
 no decoded audio goes through the object store). An actor answers one row per file with all its segments, so
 a partition always holds every segment of the files in it, and a killed run never leaves a file half done.
 Partition rows: one per segment; a file without speech has one row with no times; a bad file one row with its
-error. Resuming, the output folder and fault tolerance are as for predict (zoo/distributed/engine.py).
+error. Resuming and the output folder are as for predict (zoo/distributed/engine.py); the loop and its
+fault tolerance are the one both share (zoo/distributed/pipeline.py).
 """
 
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from zoo.distributed import require_ray
-from zoo.distributed.engine import DECODE_CPUS, POOL_SHARE, RayOptions, block_count, pool_size, start_ray
+from zoo.distributed.engine import RayOptions
 from zoo.distributed.ledger import SUMMARY_FILE, model_digest, open_output, partition_files, read_ledger
-from zoo.distributed.partitions import write_partition
+from zoo.distributed.pipeline import Stage, run_pipeline
 from zoo.distributed.stages import listing_rows
 from zoo.labels import LABELS
 from zoo.storage import atomic_write_json
@@ -141,40 +140,26 @@ def timeline_with_ray(model_path: str | Path, inputs: list[str], out: str | Path
     fields = timeline_schema()
     rows = listing_rows(listing.items)
     done = read_ledger(target, fields).done
-    owns_ray = start_ray(ray, options.address)
-    try:
-        ready = time.perf_counter()
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = options.progress
-        context.print_on_execution_start = options.progress
-        workers = pool_size(ray, options, len(rows))
-        cpus = float(ray.cluster_resources().get("CPU", 1))
-        files = ray.data.from_items(rows, override_num_blocks=block_count(len(rows))).map_batches(
-            hash_batch, batch_format="pyarrow", batch_size=None, num_cpus=DECODE_CPUS, fn_kwargs={"done": done})
-        scored = files.map_batches(
-            TimelineWorker, batch_format="pyarrow", batch_size=1, compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=min(1.0, POOL_SHARE * cpus / workers),
-            fn_constructor_kwargs={"model_path": str(model_path), "threads": options.threads or 1,
-                                   "device": options.device, "vad": vad, "params": segmentation, "smooth": smooth,
-                                   "batch_size": options.batch_size, "max_seconds": options.max_seconds})
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-        written, totals = 0, Counter()
-        for batch in scored.iter_batches(batch_size=max(1, options.partition_rows // 20), batch_format="pyarrow"):
-            files_in = batch.to_pylist()  # whole files: a partition never holds part of a file's segments
-            totals.update(files=len(files_in), failed=sum(f["error"] is not None for f in files_in),
-                          work_s=sum(f[WORK_S] for f in files_in))
-            table = pa.Table.from_pylist([r for f in files_in for r in segment_rows(f)], schema=fields)
-            write_partition(target / f"part-{stamp}-{written:05d}.{options.output_format}", table,
-                            options.output_format, fields)
-            written += 1
-    finally:
-        if owns_ray:
-            ray.shutdown()
+    totals: Counter[str] = Counter()
+
+    def to_table(batch: Any) -> Any:
+        files_in = batch.to_pylist()  # whole files: a partition never holds part of a file's segments
+        totals.update(files=len(files_in), failed=sum(f["error"] is not None for f in files_in),
+                      work_s=sum(f[WORK_S] for f in files_in))
+        return pa.Table.from_pylist([r for f in files_in for r in segment_rows(f)], schema=fields)
+
+    outcome = run_pipeline(
+        ray, rows, target, address=options.address, num_workers=options.num_workers, progress=options.progress,
+        output_format=options.output_format, prepare=Stage(hash_batch, {"done": done}),
+        work=Stage(TimelineWorker, {"model_path": str(model_path), "threads": options.threads or 1,
+                                    "device": options.device, "vad": vad, "params": segmentation, "smooth": smooth,
+                                    "batch_size": options.batch_size, "max_seconds": options.max_seconds}),
+        work_batch=1, partition_batch=max(1, options.partition_rows // 20), to_table=to_table, fields=fields)
     wall = time.perf_counter() - started
-    run = {"started": stamp, "inputs": list(inputs), "listed": len(rows), "already_done": len(rows) - totals["files"],
-           "processed": totals["files"], "failed": totals["failed"], "partitions_written": written,
-           "workers": workers, "address": options.address or "local",
-           "seconds": {"total": round(wall, 3), "ray_start": round(ready - started, 3),
+    run = {"started": outcome.stamp, "inputs": list(inputs), "listed": len(rows),
+           "already_done": len(rows) - totals["files"], "processed": totals["files"], "failed": totals["failed"],
+           "partitions_written": outcome.written, "workers": outcome.workers, "address": options.address or "local",
+           "seconds": {"total": round(wall, 3), "ray_start": round(outcome.ready - started, 3),
                        "timeline_actor_s": round(totals["work_s"], 3)}}
     summary = _summarize(target, model_path, options.output_format, run)
     atomic_write_json(target / SUMMARY_FILE, asdict(summary))
