@@ -7,11 +7,16 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from zoo.metrics import scores
+from zoo.predictions import read_predictions
 
 
 def emozoo(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -72,8 +77,9 @@ def test_predict_formats_and_skipping_bad_files(dacon_dir: Path, dacon_model: Pa
 
 
 def test_cross_validation_command_prints_speaker_grouped_scores(emodb_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "cv.json"
-    result = emozoo("cv", "librosa-logreg", "--data", emodb_dir, "--folds", "3", "--json-out", out)
+    out, predictions = tmp_path / "cv.json", tmp_path / "predictions.csv"
+    result = emozoo("cv", "librosa-logreg", "--data", emodb_dir, "--folds", "3", "--json-out", out,
+                    "--predictions-out", predictions)
     assert "speaker-grouped" in result.stdout and "librosa-logreg" in result.stdout
     summary = json.loads(out.read_text())["results"][0]
     assert summary["accuracy"] > 0.4  # chance is about 0.17 on six classes
@@ -81,6 +87,18 @@ def test_cross_validation_command_prints_speaker_grouped_scores(emodb_dir: Path,
         assert fold["test_speakers"]
     all_test = [s for fold in summary["fold_results"] for s in fold["test_speakers"]]
     assert len(all_test) == len(set(all_test)) == 10
+    # every clip's held-out probabilities, read back: they give the reported scores again, fold by fold
+    (run,) = read_predictions(predictions)
+    assert run.model == "librosa-logreg" and run.protocol == "speaker-kfold" and len(run.items) == summary_n(summary)
+    np.testing.assert_allclose(run.probabilities.sum(axis=1), 1.0, atol=1e-6)
+    assert scores(run.labels, run.probabilities.argmax(axis=1))["uar"] == pytest.approx(summary["uar"], abs=1e-9)
+    for number, fold in enumerate(summary["fold_results"], start=1):
+        speakers = {item.speaker for item, split in zip(run.items, run.splits, strict=True) if split == str(number)}
+        assert sorted(speakers) == fold["test_speakers"]
+
+
+def summary_n(summary: dict) -> int:
+    return sum(fold["n"] for fold in summary["fold_results"])
 
 
 def test_evaluate_and_clear_errors(dacon_dir: Path, dacon_model: Path) -> None:
@@ -224,8 +242,22 @@ def test_missing_input_is_reported_before_the_model_loads(dacon_model: Path, tmp
     assert heavy == "[]"
 
 
+def ctrl_c_blocked_or_ignored_in_children(pid: int) -> dict[int, bool]:
+    """Each child process of `pid` (from /proc) and whether SIGINT is blocked or ignored in it."""
+    result = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid:
+                masks = [int(line.split()[1], 16) for line in (stat.parent / "status").read_text().splitlines()
+                         if line.startswith(("SigBlk:", "SigIgn:"))]
+                result[int(stat.parent.name)] = any(mask & (1 << (signal.SIGINT - 1)) for mask in masks)
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return result
+
+
 def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path) -> None:
-    import signal
     import time
 
     env = {k: v for k, v in os.environ.items() if k != "EMOZOO_QUIET"}  # progress lines tell when work is under way
@@ -236,12 +268,14 @@ def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path) 
         start_new_session=True,
     )
     assert process.stderr is not None
-    # interrupt once feature extraction is under way (a progress line), not while its worker processes are
-    # still importing: Ctrl-C then also reaches them mid-import and they print their own tracebacks (known gap)
+    # interrupt once feature extraction is under way (a progress line): its worker processes have started
     for _ in range(60):
         if process.stderr.readline().startswith("features ("):
             break
     time.sleep(0.5)
+    # Linux: the workers never see Ctrl-C (one reaching them mid-import made them print their own tracebacks);
+    # the command gets it and stops them
+    children = ctrl_c_blocked_or_ignored_in_children(process.pid) if Path("/proc/self/status").is_file() else None
     # what Ctrl-C in a terminal does: SIGINT to the whole foreground group. On a busy machine a single one was
     # once lost inside joblib's dispatching (the run finished with 0), so like a user we press again if needed
     for _ in range(3):
@@ -253,6 +287,7 @@ def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path) 
             continue
     _, rest = process.communicate(timeout=120)
     assert process.returncode == 130, rest
+    assert children is None or (children and all(children.values())), children
     # the message is ours; a library may still warn while its workers shut down (loky's resource tracker)
     assert "interrupted" in [line.strip() for line in rest.splitlines()] and "Traceback" not in rest
 

@@ -27,6 +27,9 @@ class CrossValidationResult:
     pooled: dict[str, Any]
     folds: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    # every clip's held-out probabilities [clips, 6] and the fold (1..k) that held it out, in `audio.items` order
+    probabilities: np.ndarray | None = None
+    splits: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         per_fold = {k: [f[k] for f in self.folds] for k in ("accuracy", "uar", "macro_f1")}
@@ -80,6 +83,7 @@ def cross_validate(
     kept = Dataset(audio.items, dataset.source, dataset.layout)
     labels = kept.labels
     probabilities = np.zeros((len(kept), len(LABELS)))
+    splits = [""] * len(kept)
     folds = []
     started = time.perf_counter()
     model = make_model()
@@ -90,6 +94,8 @@ def cross_validate(
         probabilities[test] = probabilities_normalized(model, [audio.waveforms[i] for i in test],
                                                        [kept.items[i].speaker for i in test], normalize, kept.source)
         fold = scored(labels[test], probabilities[test])
+        for i in test:
+            splits[i] = str(number + 1)
         fold["test_speakers"] = sorted({kept.items[i].speaker for i in test})
         folds.append(fold)
         note(f"cv {_run_name(model)}: fold {number + 1}/{n_folds} done, accuracy {fold['accuracy']:.3f} "
@@ -103,6 +109,8 @@ def cross_validate(
         pooled=scored(labels, probabilities),
         folds=folds,
         seconds=time.perf_counter() - started,
+        probabilities=probabilities,
+        splits=splits,
     )
 
 
@@ -115,6 +123,9 @@ class CorpusTransferResult:
     normalize: str
     held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    # every clip's probabilities [clips, 6] when its corpus was held out, and that corpus, in `audio.items` order
+    probabilities: np.ndarray | None = None
+    splits: list[str] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         rows = list(self.held_out.values())
@@ -152,6 +163,7 @@ def leave_one_corpus_out(
     labels = kept.labels
     started = time.perf_counter()
     held_out: dict[str, dict[str, Any]] = {}
+    all_probabilities = np.zeros((len(kept), len(LABELS)))
     for name in names:
         test = np.array([c == name for c in corpora])
         train = np.flatnonzero(~test)
@@ -161,8 +173,10 @@ def leave_one_corpus_out(
                           [kept.items[i].speaker for i in train], [corpora[i] for i in train])
         probabilities = probabilities_normalized(model, [audio.waveforms[i] for i in test],
                                                  [kept.items[i].speaker for i in test], normalize, name)
+        all_probabilities[test] = probabilities
         held_out[name] = scored(labels[test], probabilities)
         held_out[name]["train_corpora"] = [n for n in names if n != name]
         if on_corpus:
             on_corpus(name, held_out[name])
-    return CorpusTransferResult(model.name, model.get_params(), normalize, held_out, time.perf_counter() - started)
+    return CorpusTransferResult(model.name, model.get_params(), normalize, held_out, time.perf_counter() - started,
+                                all_probabilities, [str(c) for c in corpora])

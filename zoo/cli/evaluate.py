@@ -15,6 +15,7 @@ from zoo.evaluation import cross_validate, leave_one_corpus_out, probabilities_n
 from zoo.labels import LABELS
 from zoo.metrics import reliability_bins
 from zoo.normalize import NORMALIZE_MODES
+from zoo.predictions import RunPredictions, write_predictions
 from zoo.registry import create_model
 from zoo.storage import atomic_write_json
 
@@ -65,6 +66,9 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @click.option("--sweep", "sweeps", multiple=True, help="Compare values: KEY=V1,V2 (e.g. features=default,seed).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json-out", type=click.Path(), help="Write every result, folds included, to this JSON file.")
+@click.option("--predictions-out", type=click.Path(dir_okay=False),
+              help="Write every clip's held-out probabilities (model, split, clip, label) to this CSV, "
+                   "rewritten after each model run.")
 @click.option("--confusion", is_flag=True, help="Also print each run's pooled confusion matrix.")
 @click.option("--leave-one-corpus-out", "corpus_out", is_flag=True,
               help="Cross-corpus protocol: for each --data corpus, train on all the others and test on it.")
@@ -72,8 +76,8 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @ON_ERROR
 @MAX_DURATION
 def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, params: tuple[str, ...],
-               sweeps: tuple[str, ...], seed: int, json_out: str | None, confusion: bool, corpus_out: bool,
-               normalize: str, on_error: str, max_duration: float) -> None:
+               sweeps: tuple[str, ...], seed: int, json_out: str | None, predictions_out: str | None,
+               confusion: bool, corpus_out: bool, normalize: str, on_error: str, max_duration: float) -> None:
     """Speaker-grouped k-fold cross-validation of one or more models (no speaker in train and test).
 
     With --leave-one-corpus-out (two or more --data): train on all corpora but one, test on it, for each.
@@ -84,8 +88,10 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
     click.echo(f"data: {dataset.describe()}", err=True)
     fixed = parse_model_params(params, model_names)
     if corpus_out:
-        _corpus_transfer(model_names, dataset, fixed, sweeps, json_out, confusion, normalize, on_error, max_duration)
+        _corpus_transfer(model_names, dataset, fixed, sweeps, json_out, predictions_out, confusion, normalize,
+                         on_error, max_duration)
         return
+    predictions: list[RunPredictions] = []
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
     table = Table("model", "params", "accuracy", "UAR", "macro-F1", "fold acc. std", "ECE", "Brier", "seconds",
@@ -99,6 +105,10 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
                                 normalize=normalize)
         summary = result.summary()
         results.append({**summary, "pooled": result.pooled, "fold_results": result.folds})
+        if predictions_out:
+            predictions.append(RunPredictions(name, chosen, "speaker-kfold", result.splits, audio.items,
+                                              result.probabilities))
+            write_predictions(predictions_out, predictions)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
                       f"{summary['accuracy']:.3f}", f"{summary['uar']:.3f}", f"{summary['macro_f1']:.3f}",
                       f"{summary['accuracy_std']:.3f}", f"{summary['ece']:.3f}", f"{summary['brier']:.3f}",
@@ -112,9 +122,10 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
 
 
 def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fixed: dict[str | None, dict[str, Any]],
-                     sweeps: tuple[str, ...], json_out: str | None, confusion: bool, normalize: str, on_error: str,
-                     max_duration: float) -> None:
+                     sweeps: tuple[str, ...], json_out: str | None, predictions_out: str | None, confusion: bool,
+                     normalize: str, on_error: str, max_duration: float) -> None:
     corpora = sorted({item.corpus for item in dataset.items if item.corpus})
+    predictions: list[RunPredictions] = []
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
     table = Table("model", "params", *(f"{c} UAR" for c in corpora), "mean acc.", "mean UAR", "mean F1",
@@ -134,6 +145,10 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
                                       on_corpus=report)
         summary = result.summary()
         results.append({**summary, "held_out": result.held_out})
+        if predictions_out:
+            predictions.append(RunPredictions(name, chosen, "leave-one-corpus-out", result.splits, audio.items,
+                                              result.probabilities))
+            write_predictions(predictions_out, predictions)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
                       *(f"{summary['per_corpus'][c]['uar']:.3f}" for c in corpora),
                       f"{summary['accuracy']:.3f}", f"{summary['uar']:.3f}", f"{summary['macro_f1']:.3f}",
