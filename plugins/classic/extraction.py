@@ -11,6 +11,7 @@ from plugins.classic.features import EmoStatsConfig, SeedConfig, extract
 from zoo.augment import Augmenter
 from zoo.cache import FeatureCache
 from zoo.fingerprint import config_digest, waveform_digest
+from zoo.interrupts import workers_ignore_ctrl_c
 from zoo.progress import progress_bar
 
 PARALLEL_THRESHOLD = 8
@@ -31,7 +32,8 @@ def _cached_rows(keys: Sequence[str], task: Callable[..., np.ndarray], arguments
             from joblib import Parallel, delayed
 
             parallel = Parallel(n_jobs=jobs, return_as="generator", batch_size=batch_size)
-            results = parallel(delayed(task)(*arguments(i)) for i in missing)
+            with workers_ignore_ctrl_c():  # joblib starts its worker processes (and dispatches) here
+                results = parallel(delayed(task)(*arguments(i)) for i in missing)
         else:
             results = (task(*arguments(i)) for i in missing)
         with progress_bar(len(missing), description) as advance:
