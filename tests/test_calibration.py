@@ -11,8 +11,8 @@ from scipy.special import softmax
 
 import zoo
 from exporters import export_model
+from tests.conftest import ShortClips
 from tests.test_deep import TINY_CNN
-from tests.test_deep import clips as deep_clips  # noqa: F401  (a fixture: 24 short RAVDESS clips)
 from zoo import datasets
 from zoo.calibration import IDENTITY, Calibration, calibration_scores, fit_calibration, fit_temperature
 from zoo.errors import ModelFileError
@@ -131,8 +131,8 @@ def test_onnx_graph_carries_the_temperature(tmp_path: Path, ravdess_folds: dict,
 
 
 def test_deep_model_fits_its_temperature_on_validation_speakers_and_exports_it(
-        deep_clips: tuple, tmp_path: Path) -> None:  # noqa: F811 - the fixture imported above
-    waveforms, labels, speakers = deep_clips
+        short_clips: ShortClips, tmp_path: Path) -> None:
+    waveforms, labels, speakers = short_clips
     model = zoo.create_model("logmel-cnn", **{**TINY_CNN, "validation_fraction": 0.25})
     model.fit(waveforms, labels, groups=speakers)
     fitted = model.calibration_.fitted_on

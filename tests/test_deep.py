@@ -22,34 +22,11 @@ from zoo.labels import LABELS
 from zoo.registry import create_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-CLIPS_PER_LABEL = 4
-MAX_SECONDS = 2.0
 # small and fast: no validation split, no early stopping, one thread (the suite shares 2 cores)
 TINY_W2V = {"epochs": 4, "batch_size": 8, "lr": 1e-3, "head_lr": 3e-3, "validation_fraction": 0.0,
             "max_train_seconds": 1.5, "num_threads": 1, "head_hidden": 32, "dropout": 0.0}
 TINY_CNN = {"channels": [8, 16], "epochs": 6, "batch_size": 8, "lr": 3e-3, "max_train_seconds": 1.5,
             "num_threads": 1, "validation_fraction": 0.0}
-
-
-@pytest.fixture(scope="module")
-def clips(ravdess_dir: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Four clips of each of the six emotions from different speakers, cut to 2 s at 16 kHz."""
-    dataset = datasets.load(ravdess_dir)
-    chosen = []
-    for label in range(6):
-        of_label = [item for item in dataset.items if item.label == label]
-        seen: set[str | None] = set()
-        for item in of_label:
-            if item.speaker not in seen:
-                chosen.append(item)
-                seen.add(item.speaker)
-            if len(seen) == CLIPS_PER_LABEL:
-                break
-    audio = datasets.load_waveforms(chosen, 16_000)
-    waveforms = [w[: int(MAX_SECONDS * 16_000)] for w in audio.waveforms]
-    labels = np.array([item.label for item in audio.items])
-    assert len(waveforms) == 6 * CLIPS_PER_LABEL
-    return waveforms, labels, [str(item.speaker) for item in audio.items]
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +65,8 @@ def _losses(model: object) -> list[float]:
 
 
 # -- wav2vec2 -----------------------------------------------------------------------------------------------
-def test_wav2vec2_fine_tunes_saves_and_reloads_in_a_fresh_process(clips, tiny_backbone, tmp_path):
-    waveforms, labels, _ = clips
+def test_wav2vec2_fine_tunes_saves_and_reloads_in_a_fresh_process(short_clips, tiny_backbone, tmp_path):
+    waveforms, labels, _ = short_clips
     model = create_model("wav2vec2", backbone=str(tiny_backbone), **TINY_W2V)
     model.fit(waveforms, labels)
     losses = _losses(model)
@@ -116,8 +93,8 @@ def test_wav2vec2_fine_tunes_saves_and_reloads_in_a_fresh_process(clips, tiny_ba
     np.testing.assert_allclose(reloaded, probabilities, atol=1e-6)
 
 
-def test_wav2vec2_weighted_layers_and_linear_probe(clips, tiny_backbone):
-    waveforms, labels, _ = clips
+def test_wav2vec2_weighted_layers_and_linear_probe(short_clips, tiny_backbone):
+    waveforms, labels, _ = short_clips
     model = create_model("wav2vec2", backbone=str(tiny_backbone), weighted_layers=True, freeze_backbone=True,
                          **{**TINY_W2V, "epochs": 2})
     before = {k: v.clone() for k, v in _backbone_state(tiny_backbone).items()}
@@ -134,10 +111,10 @@ def _backbone_state(directory: Path) -> dict:
     return load_file(str(directory / "model.safetensors"))
 
 
-def test_wav2vec2_resume_continues_where_it_stopped(clips, tiny_backbone, tmp_path):
+def test_wav2vec2_resume_continues_where_it_stopped(short_clips, tiny_backbone, tmp_path):
     from plugins.deep.checkpoint import epoch_directories, load_checkpoint
 
-    waveforms, labels, speakers = clips
+    waveforms, labels, speakers = short_clips
     settings = {**TINY_W2V, "validation_fraction": 0.25, "patience": None}
     uninterrupted = create_model("wav2vec2", backbone=str(tiny_backbone), **settings)
     uninterrupted.fit(waveforms, labels, groups=speakers)
@@ -170,8 +147,8 @@ def test_wav2vec2_resume_continues_where_it_stopped(clips, tiny_backbone, tmp_pa
     np.testing.assert_allclose(resumed.predict_proba(waveforms), uninterrupted.predict_proba(waveforms), atol=1e-5)
 
 
-def test_wav2vec2_resume_refuses_other_data(clips, tiny_backbone, tmp_path):
-    waveforms, labels, _ = clips
+def test_wav2vec2_resume_refuses_other_data(short_clips, tiny_backbone, tmp_path):
+    waveforms, labels, _ = short_clips
     checkpoints = tmp_path / "checkpoints"
     create_model("wav2vec2", backbone=str(tiny_backbone), checkpoint_dir=str(checkpoints),
                  **{**TINY_W2V, "epochs": 1}).fit(waveforms, labels)
@@ -180,8 +157,8 @@ def test_wav2vec2_resume_refuses_other_data(clips, tiny_backbone, tmp_path):
                      **{**TINY_W2V, "epochs": 2}).fit(waveforms[:-6], labels[:-6])
 
 
-def test_offline_hub_id_is_one_clear_error(clips):
-    waveforms, labels, _ = clips
+def test_offline_hub_id_is_one_clear_error(short_clips):
+    waveforms, labels, _ = short_clips
     assert os.environ["HF_HUB_OFFLINE"] == "1"
     model = create_model("wav2vec2", backbone="facebook/wav2vec2-base", **TINY_W2V)
     with pytest.raises(EmozooError, match="HF_HUB_OFFLINE is set") as raised:
@@ -225,15 +202,15 @@ def test_offline_hub_id_on_the_command_line_prints_no_traceback(ravdess_dir, tmp
 
 @pytest.mark.parametrize("spec, message", [("./no/such/dir", "no such directory"),
                                            (".", "has no config.json")])
-def test_bad_backbone_directories(clips, spec, message):
-    waveforms, labels, _ = clips
+def test_bad_backbone_directories(short_clips, spec, message):
+    waveforms, labels, _ = short_clips
     with pytest.raises(EmozooError, match=message):
         create_model("wav2vec2", backbone=spec, **TINY_W2V).fit(waveforms, labels)
 
 
 # -- logmel-cnn ------------------------------------------------------------------------------------------------
-def test_logmel_cnn_trains_saves_and_reloads(clips, tmp_path):
-    waveforms, labels, _ = clips
+def test_logmel_cnn_trains_saves_and_reloads(short_clips, tmp_path):
+    waveforms, labels, _ = short_clips
     model = create_model("logmel-cnn", **TINY_CNN)
     model.fit(waveforms, labels)
     losses = _losses(model)
@@ -249,8 +226,8 @@ def test_logmel_cnn_trains_saves_and_reloads(clips, tmp_path):
     np.testing.assert_allclose(reloaded, probabilities, atol=1e-6)
 
 
-def test_logmel_cnn_rejects_bad_parameters(clips):
-    waveforms, labels, _ = clips
+def test_logmel_cnn_rejects_bad_parameters(short_clips):
+    waveforms, labels, _ = short_clips
     with pytest.raises(EmozooError, match="channels"):
         create_model("logmel-cnn", **{**TINY_CNN, "channels": "wide"}).fit(waveforms, labels)
     with pytest.raises(EmozooError, match="pooling"):
@@ -270,11 +247,11 @@ def test_importing_the_plugin_imports_neither_torch_nor_transformers():
 
 # -- ONNX export -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["logmel-cnn", "wav2vec2"])
-def test_onnx_export_matches_the_torch_model(name, clips, tiny_backbone, tmp_path):
+def test_onnx_export_matches_the_torch_model(name, short_clips, tiny_backbone, tmp_path):
     from exporters import export_model
     from zoo.onnx_runtime import OnnxEmotionModel
 
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     params = {**TINY_CNN, "epochs": 2} if name == "logmel-cnn" else {**TINY_W2V, "backbone": str(tiny_backbone),
                                                                      "epochs": 1}
     model = create_model(name, **params).fit(waveforms, labels)
@@ -289,7 +266,7 @@ def test_onnx_export_matches_the_torch_model(name, clips, tiny_backbone, tmp_pat
     np.testing.assert_allclose(onnx_model.predict_proba(uneven[:1]), expected[:1], atol=1e-4)
 
 
-def test_int8_quantises_large_products_and_keeps_small_ones_float(clips, tiny_backbone, tmp_path):
+def test_int8_quantises_large_products_and_keeps_small_ones_float(short_clips, tiny_backbone, tmp_path):
     from dataclasses import replace
 
     import onnx
@@ -297,7 +274,7 @@ def test_int8_quantises_large_products_and_keeps_small_ones_float(clips, tiny_ba
     from exporters import export_model
     from zoo.registry import exporter_for
 
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(tiny_backbone), "epochs": 1})
     model.fit(waveforms, labels)
     # the tiny backbone's products are too small for int8 to pay: exported in float, and the note says why
@@ -338,12 +315,12 @@ def save_tiny_backbone(model_type: str, directory: Path, **overrides: object) ->
 
 
 @pytest.mark.parametrize("case", list(PADDING_CASES))
-def test_a_clip_gets_the_same_answer_alone_or_padded_in_a_batch(case, clips, tmp_path):
+def test_a_clip_gets_the_same_answer_alone_or_padded_in_a_batch(case, short_clips, tmp_path):
     from exporters import export_model
     from zoo.onnx_runtime import OnnxEmotionModel
 
     model_type, overrides = PADDING_CASES[case]
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     backbone = save_tiny_backbone(model_type, tmp_path / "backbone", **overrides)
     model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(backbone), "epochs": 1}).fit(waveforms, labels)
     # the swapped layers are saved once, as the backbone's own (save_pretrained directories stay loadable)
@@ -361,9 +338,9 @@ def test_a_clip_gets_the_same_answer_alone_or_padded_in_a_batch(case, clips, tmp
     np.testing.assert_allclose(reloaded, alone, atol=1e-6)
 
 
-def test_weighted_layers_train_with_a_backbone_that_drops_layers(clips, tmp_path):
+def test_weighted_layers_train_with_a_backbone_that_drops_layers(short_clips, tmp_path):
     """LayerDrop skips layers while training, leaving fewer hidden states than layer weights: it is turned off."""
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     backbone = save_tiny_backbone("wav2vec2", tmp_path / "backbone", layerdrop=0.5)
     model = create_model("wav2vec2", **{**TINY_W2V, "backbone": str(backbone), "epochs": 2, "weighted_layers": True})
     model.fit(waveforms, labels)

@@ -3,48 +3,24 @@ corpus-balanced weights, save/load, ONNX export with the statistics graph inside
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from zoo import datasets
 from zoo.errors import EmozooError, ModelFileError
 from zoo.registry import create_model
 
-CLIPS_PER_LABEL = 4
-MAX_SECONDS = 2.0
 TINY = {"channels": [8, 16], "epochs": 6, "batch_size": 8, "lr": 3e-3, "max_train_seconds": 1.5,
         "num_threads": 1, "n_jobs": 1}
 
 
 @pytest.fixture(scope="module")
-def clips(ravdess_dir: Path) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
-    """Four clips of each emotion from different speakers, cut to 2 s at 16 kHz; two pretend corpora."""
-    dataset = datasets.load(ravdess_dir)
-    chosen = []
-    for label in range(6):
-        seen: set[str | None] = set()
-        for item in (item for item in dataset.items if item.label == label):
-            if item.speaker not in seen:
-                chosen.append(item)
-                seen.add(item.speaker)
-            if len(seen) == CLIPS_PER_LABEL:
-                break
-    audio = datasets.load_waveforms(chosen, 16_000)
-    waveforms = [w[: int(MAX_SECONDS * 16_000)] for w in audio.waveforms]
-    return waveforms, np.array([item.label for item in audio.items]), [str(i.speaker) for i in audio.items]
+def trained(short_clips):
+    waveforms, labels, _ = short_clips
+    return create_model("emonet", **TINY).fit(waveforms, labels, corpora=short_clips.corpora())
 
 
-@pytest.fixture(scope="module")
-def trained(clips):
-    waveforms, labels, _ = clips
-    corpora = ["a" if i % 3 else "b" for i in range(len(labels))]
-    return create_model("emonet", **TINY).fit(waveforms, labels, corpora=corpora)
-
-
-def test_emonet_trains_on_balanced_losses_and_round_trips(clips, trained, tmp_path):
-    waveforms, _, _ = clips
+def test_emonet_trains_on_balanced_losses_and_round_trips(short_clips, trained, tmp_path):
+    waveforms, _, _ = short_clips
     losses = [record["train_loss"] for record in trained.training_["history"]]
     assert losses[-1] < losses[0], losses
     probabilities = trained.predict_proba(waveforms)
@@ -60,26 +36,24 @@ def test_emonet_trains_on_balanced_losses_and_round_trips(clips, trained, tmp_pa
     np.testing.assert_allclose(load(saved).predict_proba(waveforms), probabilities, atol=1e-6)
 
 
-def test_emonet_weights_follow_the_corpora(clips):
+def test_emonet_weights_follow_the_corpora(short_clips):
     """Balanced per-clip weights are what the loss uses: other corpus labels give another model."""
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     params = {**TINY, "epochs": 2}
     one = create_model("emonet", **params).fit(waveforms, labels, corpora=["a"] * len(labels))
     again = create_model("emonet", **params).fit(waveforms, labels, corpora=["a"] * len(labels))
-    # clips come four per label in order: every third clip in corpus b unbalances the corpora within a class
-    other = create_model("emonet", **params).fit(waveforms, labels,
-                                                 corpora=["a" if i % 3 else "b" for i in range(len(labels))])
+    other = create_model("emonet", **params).fit(waveforms, labels, corpora=short_clips.corpora())
     np.testing.assert_allclose(one.predict_proba(waveforms), again.predict_proba(waveforms), atol=1e-6)
     assert np.abs(one.predict_proba(waveforms) - other.predict_proba(waveforms)).max() > 1e-4
 
 
-def test_emonet_onnx_export_holds_the_statistics_graph(clips, trained, tmp_path):
+def test_emonet_onnx_export_holds_the_statistics_graph(short_clips, trained, tmp_path):
     import onnx
 
     from exporters import export_model
     from zoo.onnx_runtime import OnnxEmotionModel
 
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     path = tmp_path / "emonet.onnx"
     report = export_model(trained, path, validate_on=(waveforms, labels))
     assert report.validation is not None and report.validation.passed
@@ -92,8 +66,8 @@ def test_emonet_onnx_export_holds_the_statistics_graph(clips, trained, tmp_path)
     np.testing.assert_allclose(onnx_model.predict_proba(uneven[1:2]), expected[1:2], atol=1e-4)
 
 
-def test_emonet_rejects_bad_parameters_and_foreign_weights(clips, trained, tmp_path):
-    waveforms, labels, _ = clips
+def test_emonet_rejects_bad_parameters_and_foreign_weights(short_clips, trained, tmp_path):
+    waveforms, labels, _ = short_clips
     with pytest.raises(EmozooError, match="channels"):
         create_model("emonet", **{**TINY, "channels": "wide"}).fit(waveforms, labels)
     with pytest.raises(EmozooError, match="balance"):
@@ -107,12 +81,12 @@ def test_emonet_rejects_bad_parameters_and_foreign_weights(clips, trained, tmp_p
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])
-def test_emonet_trains_and_predicts_on_each_device(device, clips):
+def test_emonet_trains_and_predicts_on_each_device(device, short_clips):
     import torch
 
     if device == "cuda" and not torch.cuda.is_available():
         pytest.skip("no CUDA GPU on this machine")
-    waveforms, labels, _ = clips
+    waveforms, labels, _ = short_clips
     model = create_model("emonet", **{**TINY, "epochs": 1, "device": device}).fit(waveforms, labels)
     assert next(model.network_.parameters()).device.type == device
     probabilities = model.predict_proba(waveforms)
