@@ -66,7 +66,9 @@ REFERENCES: dict[str, Reference] = {
     "chance": Reference("chance: always the majority class of the training clips, with the training class shares "
                         "as its probabilities"),
     "seed-recipe": Reference("the original student recipe: librosa-svc with features=seed (yin pitch, energy, "
-                             "tempo, 13 MFCC + deltas; 40,002 numbers per clip)", "librosa-svc", {"features": "seed"}),
+                             "tempo, 13 MFCC + deltas; 40,002 numbers per clip), as the student ran it: no "
+                             "augmentation, no corpus balancing, no calibration", "librosa-svc",
+                             {"features": "seed", "augment": "none", "balance": "none", "calibrate": "none"}),
     "egemaps-svm": Reference("openSMILE eGeMAPSv02 functionals (88) + RBF SVM (standardised, C=1, class-balanced, "
                              f"Platt probabilities); {OPENSMILE_LICENCE}"),
     "compare-svm": Reference("openSMILE ComParE 2016 functionals (6373) + linear SVM (standardised, C=1e-3, "
