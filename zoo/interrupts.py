@@ -16,8 +16,9 @@ from contextlib import contextmanager
 
 @contextmanager
 def workers_ignore_ctrl_c() -> Iterator[None]:
-    """Block SIGINT in this thread while the block runs: what it starts inherits the mask, and a Ctrl-C that
-    arrives meanwhile is delivered to this process as soon as the block ends (nothing is lost)."""
+    """Block SIGINT in this thread while the block runs: the processes it starts inherit the mask. A Ctrl-C that
+    arrives meanwhile is not lost: it is raised as soon as the block ends (or at once, where another thread of
+    this process takes the signal; Python raises KeyboardInterrupt in the main thread either way)."""
     if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks (and no process groups to signal)
         yield
         return
