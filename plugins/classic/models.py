@@ -11,6 +11,7 @@ import numpy as np
 
 from plugins.classic.extraction import extract_augmented, extract_many
 from plugins.classic.features import EmoStatsConfig, SeedConfig, feature_config
+from plugins.classic.invariance import check_invariance, nap_step
 from zoo.augment import Augmenter
 from zoo.balance import balanced_sample_weights
 from zoo.cache import FeatureCache
@@ -33,6 +34,8 @@ class ClassicModel(EmotionModel):
     n_jobs: int | None
     use_cache: bool
     calibrate: str
+    invariance: str = "none"
+    invariance_dims: int = 3
 
     @property
     def config(self) -> EmoStatsConfig | SeedConfig:
@@ -65,6 +68,8 @@ class ClassicModel(EmotionModel):
         if corpora is not None and len(corpora) != len(labels):
             raise ValueError(f"{len(corpora)} corpus names but {len(labels)} labels")
         check_method(self.calibrate)
+        if check_invariance(self.invariance, self.invariance_dims) != "none" and groups is None:
+            raise ValueError(f"invariance={self.invariance} needs speaker ids (a manifest 'speaker' column)")
         features = self.transform(waveforms)
         augmenter = self._augmenter(waveforms)
         copies = None
@@ -73,14 +78,16 @@ class ClassicModel(EmotionModel):
             copies = extract_augmented(waveforms, self.config, augmenter, self.augment_copies, n_jobs=self.n_jobs,
                                        cache=cache)
         every = np.arange(len(labels))
-        self.pipeline_ = self._fit_pipeline(features, copies, labels, corpora, every)
+        self.pipeline_ = self._fit_pipeline(features, copies, labels, corpora, every, groups)
         self.calibration_ = self._fit_calibration(features, copies, labels, groups, corpora)
         self._record_training_data(waveforms, labels)
         return self
 
     def _fit_pipeline(self, features: np.ndarray, copies: np.ndarray | None, labels: np.ndarray,
-                      corpora: Sequence[str | None] | None, rows: np.ndarray) -> Any:
-        """The scaler + classifier fitted on the clips at `rows` (and their augmented copies)."""
+                      corpora: Sequence[str | None] | None, rows: np.ndarray,
+                      groups: Sequence[object] | None = None) -> Any:
+        """The scaler (+ nuisance projection) + classifier fitted on the clips at `rows` (and their augmented
+        copies)."""
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
@@ -93,9 +100,18 @@ class ClassicModel(EmotionModel):
             y = np.tile(y, 1 + self.augment_copies)
             weights = None if weights is None else np.tile(weights, 1 + self.augment_copies)
         estimator = self._estimator(class_weight=None if weights is not None else "balanced")
-        pipeline = make_pipeline(StandardScaler(), estimator)
-        fit_params = {} if weights is None else {f"{pipeline.steps[-1][0]}__sample_weight": weights}
-        return pipeline.fit(x, y, **fit_params)
+        fit_params = {} if weights is None else {"sample_weight": weights}
+        if check_invariance(self.invariance, self.invariance_dims) == "none":
+            pipeline = make_pipeline(StandardScaler(), estimator)
+            return pipeline.fit(x, y, **{f"{pipeline.steps[-1][0]}__{k}": v for k, v in fit_params.items()})
+        scaler = StandardScaler().fit(x)
+        if groups is None:
+            raise ValueError(f"invariance={self.invariance} needs speaker ids (a manifest 'speaker' column)")
+        # speaker ids are per corpus ("03" may be in two of them); directions from the original clips only
+        speakers = [(None if corpora is None else corpora[i], groups[i]) for i in rows]
+        projection = nap_step(scaler.transform(features[rows]), labels[rows], speakers, self.invariance_dims)
+        estimator.fit(projection.transform(scaler.transform(x)), y, **fit_params)
+        return make_pipeline(scaler, projection, estimator)
 
     def _fit_calibration(self, features: np.ndarray, copies: np.ndarray | None, labels: np.ndarray,
                          groups: Sequence[object] | None, corpora: Sequence[str | None] | None) -> Calibration:
@@ -107,7 +123,7 @@ class ClassicModel(EmotionModel):
             return skipped(folds)
         held_out = np.zeros((len(labels), len(LABELS)))
         for train, test in folds:
-            pipeline = self._fit_pipeline(features, copies, labels, corpora, train)
+            pipeline = self._fit_pipeline(features, copies, labels, corpora, train, groups)
             held_out[test] = _spread(pipeline, features[test])
         return fit_calibration(labels, log_probabilities(held_out), self.calibrate, folds=len(folds),
                                speakers=len({str(g) for g in groups or ()}),
@@ -182,6 +198,8 @@ class LibrosaSVC(ClassicModel):
         augment: str = "default",
         augment_copies: int = 1,
         calibrate: str = "temperature",
+        invariance: str = "none",
+        invariance_dims: int = 3,
     ) -> None:
         self.features = features
         self.C = C
@@ -193,6 +211,8 @@ class LibrosaSVC(ClassicModel):
         self.augment = augment
         self.augment_copies = augment_copies
         self.calibrate = calibrate
+        self.invariance = invariance
+        self.invariance_dims = invariance_dims
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.calibration import CalibratedClassifierCV
@@ -221,6 +241,8 @@ class LibrosaRF(ClassicModel):
         augment: str = "default",
         augment_copies: int = 1,
         calibrate: str = "temperature",
+        invariance: str = "none",
+        invariance_dims: int = 3,
     ) -> None:
         self.features = features
         self.n_estimators = n_estimators
@@ -232,6 +254,8 @@ class LibrosaRF(ClassicModel):
         self.augment = augment
         self.augment_copies = augment_copies
         self.calibrate = calibrate
+        self.invariance = invariance
+        self.invariance_dims = invariance_dims
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.ensemble import RandomForestClassifier
@@ -260,6 +284,8 @@ class LibrosaLogReg(ClassicModel):
         augment: str = "default",
         augment_copies: int = 1,
         calibrate: str = "temperature",
+        invariance: str = "none",
+        invariance_dims: int = 3,
     ) -> None:
         self.features = features
         self.C = C
@@ -271,6 +297,8 @@ class LibrosaLogReg(ClassicModel):
         self.augment = augment
         self.augment_copies = augment_copies
         self.calibrate = calibrate
+        self.invariance = invariance
+        self.invariance_dims = invariance_dims
 
     def _estimator(self, class_weight: str | None = "balanced") -> Any:
         from sklearn.linear_model import LogisticRegression
