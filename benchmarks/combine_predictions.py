@@ -52,6 +52,22 @@ def aligned(runs: Sequence[RunPredictions]) -> list[RunPredictions]:
     return ordered
 
 
+def merged(runs: Sequence[RunPredictions]) -> list[RunPredictions]:
+    """Runs of one model, parameters and protocol joined (e.g. held-out corpora run as separate processes)."""
+    joined: dict[tuple[str, str], RunPredictions] = {}
+    for run in runs:
+        key = (run.run, run.protocol)
+        if key not in joined:
+            joined[key] = RunPredictions(run.model, run.params, run.protocol, list(run.splits), list(run.items),
+                                         run.probabilities)
+            continue
+        into = joined[key]
+        into.splits += run.splits
+        into.items += run.items
+        into.probabilities = np.concatenate([into.probabilities, run.probabilities])
+    return list(joined.values())
+
+
 def weight_grid(n_members: int, steps: Sequence[float]) -> list[tuple[float, ...]]:
     """Weights for two members from `steps` (w, 1 - w); for more, the equal mean only."""
     if n_members == 2:
@@ -77,9 +93,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                         help="weights of the first member to try (two members; the second gets 1 - w)")
     parser.add_argument("--json-out", type=Path, help="write the results here as JSON")
     args = parser.parse_args(argv)
-    runs = [run for path in args.files for run in read_predictions(path)]
     by_protocol: dict[str, list[RunPredictions]] = {}
-    for run in runs:
+    for run in merged([run for path in args.files for run in read_predictions(path)]):
         by_protocol.setdefault(run.protocol, []).append(run)
     steps = [float(v) for v in args.weights.split(",")]
     results = []

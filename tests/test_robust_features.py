@@ -18,7 +18,9 @@ from zoo import datasets
 from zoo.balance import balanced_sample_weights
 from zoo.cli.main import cli
 from zoo.errors import ModelFileError
+from zoo.metrics import scores as metric_scores
 from zoo.normalize import normalize_probabilities
+from zoo.predictions import read_predictions
 from zoo.registry import create_model
 
 GAINS_DB = (-30.0, -20.0, -6.0, 6.0, 10.0)
@@ -224,11 +226,25 @@ def test_leave_one_corpus_out_trains_on_the_others_and_scores_present_classes(tm
     assert evaluated.exit_code == 0, evaluated.output
     scores = json.loads(evaluated.output[evaluated.output.index("{"):])
     assert scores["uar"] == pytest.approx(row["held_out"]["nemo"]["uar"])
+    # one held-out corpus alone (as a separate process would run it), its clips' probabilities written out
+    predictions = tmp_path / "nemo.csv"
+    alone = runner.invoke(cli, ["cv", "librosa-logreg", "--data", str(emodb), "--data", str(ravdess),
+                                "--data", str(nemo), "--leave-one-corpus-out", "--held-out", "nemo",
+                                "--param", "augment=none", "--predictions-out", str(predictions)])
+    assert alone.exit_code == 0, alone.output
+    (run,) = read_predictions(predictions)
+    assert set(run.splits) == {"nemo"} and {item.corpus for item in run.items} == {"nemo"}
+    assert len(run.items) == row["held_out"]["nemo"]["n"]
+    assert metric_scores(run.labels, run.probabilities.argmax(1))["uar"] == pytest.approx(
+        row["held_out"]["nemo"]["uar"])
 
 
-def test_leave_one_corpus_out_needs_two_corpora(emodb_dir: Path) -> None:
+def test_leave_one_corpus_out_needs_two_corpora(emodb_dir: Path, ravdess_dir: Path) -> None:
     result = CliRunner().invoke(cli, ["cv", "librosa-logreg", "--data", str(emodb_dir), "--leave-one-corpus-out"])
     assert result.exit_code != 0 and "two or more --data" in result.output
+    unknown = CliRunner().invoke(cli, ["cv", "librosa-logreg", "--data", str(emodb_dir), "--data", str(ravdess_dir),
+                                       "--leave-one-corpus-out", "--held-out", "nemo"])
+    assert unknown.exit_code != 0 and "--held-out nemo: no such corpus among emodb, ravdess" in unknown.output
 
 
 def test_predict_normalizes_per_speaker_or_session_and_says_when_speakers_are_missing(tmp_path: Path,

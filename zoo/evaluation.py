@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,9 +123,11 @@ class CorpusTransferResult:
     normalize: str
     held_out: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
-    # every clip's probabilities [clips, 6] when its corpus was held out, and that corpus, in `audio.items` order
+    # each scored clip's probabilities [clips, 6] when its corpus was held out, that corpus, and the clip's
+    # position in `audio.items` (every clip, unless only some corpora were held out)
     probabilities: np.ndarray | None = None
     splits: list[str] = field(default_factory=list)
+    positions: np.ndarray | None = None
 
     def summary(self) -> dict[str, Any]:
         rows = list(self.held_out.values())
@@ -149,8 +151,10 @@ def leave_one_corpus_out(
     audio: LoadedAudio,
     normalize: str = "none",
     on_corpus: Callable[[str, dict[str, Any]], None] | None = None,
+    only: Sequence[str] = (),
 ) -> CorpusTransferResult:
-    """Train on every corpus but one and score on it, for each corpus in turn.
+    """Train on every corpus but one and score on it, for each corpus in turn (each of `only`, when given:
+    the held-out corpora of one run can then go to separate processes).
 
     UAR counts only the classes present in the held-out corpus (nEMO has no disgust), so a missing class
     neither helps nor hurts; a prediction of it is simply wrong.
@@ -160,11 +164,15 @@ def leave_one_corpus_out(
     names = sorted({c for c in corpora if c is not None})
     if any(c is None for c in corpora) or len(names) < 2:
         raise ValueError("leave-one-corpus-out needs at least two corpora (repeat --data), every clip from one")
+    unknown = sorted(set(only) - set(names))
+    if unknown:
+        raise ValueError(f"no corpus named {', '.join(unknown)} to hold out (the corpora are {', '.join(names)})")
+    chosen = [name for name in names if not only or name in only]
     labels = kept.labels
     started = time.perf_counter()
     held_out: dict[str, dict[str, Any]] = {}
     all_probabilities = np.zeros((len(kept), len(LABELS)))
-    for name in names:
+    for name in chosen:
         test = np.array([c == name for c in corpora])
         train = np.flatnonzero(~test)
         test = np.flatnonzero(test)
@@ -178,5 +186,7 @@ def leave_one_corpus_out(
         held_out[name]["train_corpora"] = [n for n in names if n != name]
         if on_corpus:
             on_corpus(name, held_out[name])
+    scored_clips = np.flatnonzero([c in chosen for c in corpora])
     return CorpusTransferResult(model.name, model.get_params(), normalize, held_out, time.perf_counter() - started,
-                                all_probabilities, [str(c) for c in corpora])
+                                all_probabilities[scored_clips], [str(corpora[i]) for i in scored_clips],
+                                scored_clips)

@@ -130,15 +130,9 @@ class ClassicModel(EmotionModel):
                                predictions="out-of-fold, speaker-grouped")
 
     def _augmenter(self, waveforms: Sequence[np.ndarray]) -> Augmenter | None:
-        augmenter = Augmenter(self.augment, seed=self.random_state)
-        if not augmenter.enabled or self.augment_copies < 1:
+        if self.augment_copies < 1:
             return None
-        if "babble" in augmenter.kinds:
-            # a few other training clips make the babble; kept small, as it travels to every worker
-            rng = np.random.default_rng(self.random_state)
-            chosen = rng.choice(len(waveforms), size=min(BABBLE_POOL, len(waveforms)), replace=False)
-            augmenter.set_noise_pool([np.asarray(waveforms[i])[: BABBLE_SECONDS * self.sample_rate] for i in chosen])
-        return augmenter
+        return training_augmenter(self.augment, self.random_state, waveforms, self.sample_rate)
 
     def predict_proba(self, waveforms: Sequence[np.ndarray]) -> np.ndarray:
         self.check_fitted()
@@ -174,6 +168,21 @@ class ClassicModel(EmotionModel):
             raise
         except Exception as error:  # skops reports corrupt archives with many exception types
             raise ModelFileError(f"{path}: corrupt model weights ({error})") from None
+
+
+def training_augmenter(spec: str, seed: int, waveforms: Sequence[np.ndarray], sample_rate: int) -> Augmenter | None:
+    """The augmenter of the training copies (None when `spec` turns augmentation off). Babble is mixed from a
+    few training clips chosen by `seed`: the same clips and seed give the same copies, hence the same cache
+    entries (emonet's augmented statistics reuse the classic models' cached copies this way)."""
+    augmenter = Augmenter(spec, seed=seed)
+    if not augmenter.enabled:
+        return None
+    if "babble" in augmenter.kinds:
+        # a few other training clips make the babble; kept small, as it travels to every worker
+        rng = np.random.default_rng(seed)
+        chosen = rng.choice(len(waveforms), size=min(BABBLE_POOL, len(waveforms)), replace=False)
+        augmenter.set_noise_pool([np.asarray(waveforms[i])[: BABBLE_SECONDS * sample_rate] for i in chosen])
+    return augmenter
 
 
 def _spread(pipeline: Any, features: np.ndarray) -> np.ndarray:

@@ -56,6 +56,8 @@ class EmoNet(DeepEmotionModel):
         gain_db: float = 6.0,
         noise_snr_db: Sequence[float] | None = (10.0, 30.0),
         spec_augment: bool = True,
+        statistics_augment: str | None = None,
+        statistics_augment_probability: float = 0.5,
         use_cache: bool = True,
         n_jobs: int | None = None,
         precision: str = "auto",
@@ -87,6 +89,8 @@ class EmoNet(DeepEmotionModel):
         self.gain_db = gain_db
         self.noise_snr_db = noise_snr_db
         self.spec_augment = spec_augment
+        self.statistics_augment = statistics_augment
+        self.statistics_augment_probability = statistics_augment_probability
         self.use_cache = use_cache
         self.n_jobs = n_jobs
         self.precision = precision
@@ -120,6 +124,9 @@ class EmoNet(DeepEmotionModel):
             raise EmozooError(f"noise_snr_db must be [low, high] in dB or None, got {self.noise_snr_db!r}")
         if self.auxiliary_weight < 0:
             raise EmozooError(f"auxiliary_weight must be at least 0, got {self.auxiliary_weight!r}")
+        if not 0 <= self.statistics_augment_probability <= 1:
+            raise EmozooError("statistics_augment_probability must be in [0, 1], "
+                              f"got {self.statistics_augment_probability!r}")
 
     def _build(self, n_statistics: int) -> nn.Module:
         from plugins.deep.emonet_net import EmoNetNetwork
@@ -138,6 +145,61 @@ class EmoNet(DeepEmotionModel):
 
         cache = FeatureCache() if self.use_cache else None
         return extract_many(waveforms, self.statistics_config, n_jobs=self.n_jobs, cache=cache)
+
+    def fit(self, waveforms: Sequence[np.ndarray], labels: Sequence[int], groups: Sequence[object] | None = None,
+            corpora: Sequence[str | None] | None = None) -> EmoNet:
+        self._check()
+        clips = [np.ascontiguousarray(w, dtype=np.float32) for w in waveforms]
+        self._statistics_copies = self._augmented_statistics(clips)
+        try:
+            return super().fit(clips, labels, groups, corpora)  # type: ignore[return-value]
+        finally:
+            self._statistics_copies = None  # training only: not kept on the fitted model
+
+    def _augmented_statistics(self, clips: Sequence[np.ndarray]) -> np.ndarray | None:
+        """Statistics of one degraded copy of every training clip (`statistics_augment`: zoo.augment kinds).
+
+        The same copies as the classic models' `augment=` (plugins.classic.models.training_augmenter, same
+        seed), so they come from the feature cache when a classic model was trained on these clips."""
+        if self.statistics_augment is None or self.statistics_augment_probability == 0:
+            return None
+        from plugins.classic.extraction import extract_augmented
+        from plugins.classic.models import training_augmenter
+        from zoo.cache import FeatureCache
+
+        try:
+            augmenter = training_augmenter(str(self.statistics_augment), self.seed, clips, SAMPLE_RATE)
+        except ValueError as error:
+            raise EmozooError(f"statistics_augment={self.statistics_augment!r}: {error}") from None
+        if augmenter is None:
+            return None
+        return extract_augmented(clips, self.statistics_config, augmenter, 1, n_jobs=self.n_jobs,
+                                 cache=FeatureCache() if self.use_cache else None)
+
+    def _batch_maker(self, waveforms: Sequence[np.ndarray], augment: WaveAugment | None,
+                     clip_inputs: np.ndarray | None = None) -> Any:
+        make_batch = super()._batch_maker(waveforms, augment, clip_inputs)
+        copies = getattr(self, "_statistics_copies", None)
+        if copies is None or augment is None:
+            return make_batch
+        import torch
+
+        copies_tensor = torch.from_numpy(np.asarray(copies, dtype=np.float32))
+        probability = float(self.statistics_augment_probability)
+
+        def with_degraded_statistics(positions: Sequence[int], epoch: int | None) -> tuple[Any, ...]:
+            *signal, statistics = make_batch(positions, epoch)
+            if epoch is None:
+                return (*signal, statistics)
+            # per (seed, epoch, clip), like the waveform augmentation: a resumed run draws the same
+            swap = [np.random.default_rng([self.seed, epoch, int(p), 1]).random() < probability for p in positions]
+            if any(swap):
+                statistics = statistics.clone()
+                rows = [i for i, s in enumerate(swap) if s]
+                statistics[rows] = copies_tensor[[int(positions[i]) for i in rows]]
+            return (*signal, statistics)
+
+        return with_degraded_statistics
 
     def _sample_weights(self, labels: np.ndarray, corpora: Sequence[str | None] | None) -> np.ndarray | None:
         from zoo.balance import balanced_sample_weights

@@ -72,24 +72,30 @@ def print_confusion(result: dict[str, Any], title: str) -> None:
 @click.option("--confusion", is_flag=True, help="Also print each run's pooled confusion matrix.")
 @click.option("--leave-one-corpus-out", "corpus_out", is_flag=True,
               help="Cross-corpus protocol: for each --data corpus, train on all the others and test on it.")
+@click.option("--held-out", "held_out", multiple=True, metavar="CORPUS",
+              help="With --leave-one-corpus-out: hold out only this corpus (its folder name; repeatable), e.g. "
+                   "to run the corpora in separate processes.")
 @NORMALIZE
 @ON_ERROR
 @MAX_DURATION
 def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, params: tuple[str, ...],
                sweeps: tuple[str, ...], seed: int, json_out: str | None, predictions_out: str | None,
-               confusion: bool, corpus_out: bool, normalize: str, on_error: str, max_duration: float) -> None:
+               confusion: bool, corpus_out: bool, held_out: tuple[str, ...], normalize: str, on_error: str,
+               max_duration: float) -> None:
     """Speaker-grouped k-fold cross-validation of one or more models (no speaker in train and test).
 
     With --leave-one-corpus-out (two or more --data): train on all corpora but one, test on it, for each.
     """
     if corpus_out and len(data) < 2:
         raise click.UsageError("--leave-one-corpus-out needs two or more --data corpora")
+    if held_out and not corpus_out:
+        raise click.UsageError("--held-out goes with --leave-one-corpus-out")
     dataset = datasets.load_all(data)
     click.echo(f"data: {dataset.describe()}", err=True)
     fixed = parse_model_params(params, model_names)
     if corpus_out:
         _corpus_transfer(model_names, dataset, fixed, sweeps, json_out, predictions_out, confusion, normalize,
-                         on_error, max_duration)
+                         on_error, max_duration, held_out)
         return
     predictions: list[RunPredictions] = []
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
@@ -123,8 +129,12 @@ def cv_command(model_names: tuple[str, ...], data: tuple[str, ...], folds: int, 
 
 def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fixed: dict[str | None, dict[str, Any]],
                      sweeps: tuple[str, ...], json_out: str | None, predictions_out: str | None, confusion: bool,
-                     normalize: str, on_error: str, max_duration: float) -> None:
+                     normalize: str, on_error: str, max_duration: float, held_out: tuple[str, ...] = ()) -> None:
     corpora = sorted({item.corpus for item in dataset.items if item.corpus})
+    unknown = sorted(set(held_out) - set(corpora))
+    if unknown:
+        raise click.UsageError(f"--held-out {', '.join(unknown)}: no such corpus among {', '.join(corpora)}")
+    corpora = [c for c in corpora if not held_out or c in held_out]
     predictions: list[RunPredictions] = []
     audio_by_rate: dict[int, datasets.LoadedAudio] = {}
     results = []
@@ -142,11 +152,12 @@ def _corpus_transfer(model_names: tuple[str, ...], dataset: datasets.Dataset, fi
                        f"UAR {row['uar']:.3f}  macro-F1 {row['macro_f1']:.3f}  ECE {row['ece']:.3f}", err=True)
 
         result = leave_one_corpus_out(lambda n=name, c=chosen: create_model(n, **c), dataset, audio, normalize,
-                                      on_corpus=report)
+                                      on_corpus=report, only=held_out)
         summary = result.summary()
         results.append({**summary, "held_out": result.held_out})
         if predictions_out:
-            predictions.append(RunPredictions(name, chosen, "leave-one-corpus-out", result.splits, audio.items,
+            scored_items = [audio.items[i] for i in result.positions]
+            predictions.append(RunPredictions(name, chosen, "leave-one-corpus-out", result.splits, scored_items,
                                               result.probabilities))
             write_predictions(predictions_out, predictions)
         table.add_row(name, ", ".join(f"{k}={v}" for k, v in chosen.items()) or "defaults",
