@@ -35,7 +35,9 @@ def read_rows(path: Path) -> list[list[str]]:
 @pytest.fixture(scope="module")
 def dacon_model(dacon_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dacon") / "svc"
-    result = emozoo("train", "librosa-svc", "--data", dacon_dir / "train.csv", "--out", out)
+    # no augmented copies: what these tests check is the command line, and the cost of augmentation is paid once
+    # in the suite, by tests/test_classic.py
+    result = emozoo("train", "librosa-svc", "--data", dacon_dir / "train.csv", "--out", out, "--param", "augment=none")
     assert json.loads(result.stdout)["clips"] == 320
     return out
 
@@ -70,16 +72,22 @@ def test_predict_formats_and_skipping_bad_files(dacon_dir: Path, dacon_model: Pa
     assert "skipped 1 bad file" in skipped.stderr and "broken.wav" in skipped.stderr
     assert abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-6
 
-    table = emozoo("predict", dacon_model, clips / "TEST_0000.wav").stdout
-    assert "TEST_0000.wav" in table and rows[0]["label"] in table
-    as_csv = emozoo("predict", dacon_model, clips / "TEST_0000.wav", "--format", "csv").stdout.splitlines()
-    assert as_csv[0].startswith("id,path,true,label,label_id,confidence,p_angry")
+    # the other formats in this process (a new interpreter per command costs seconds of imports)
+    from click.testing import CliRunner
+
+    from zoo.cli.main import cli
+
+    table = CliRunner().invoke(cli, ["predict", str(dacon_model), str(clips / "TEST_0000.wav")])
+    assert table.exit_code == 0 and "TEST_0000.wav" in table.stdout and rows[0]["label"] in table.stdout
+    as_csv = CliRunner().invoke(cli, ["predict", str(dacon_model), str(clips / "TEST_0000.wav"), "--format", "csv"])
+    assert as_csv.exit_code == 0
+    assert as_csv.stdout.splitlines()[0].startswith("id,path,true,label,label_id,confidence,p_angry")
 
 
 def test_cross_validation_command_prints_speaker_grouped_scores(emodb_dir: Path, tmp_path: Path) -> None:
     out, predictions = tmp_path / "cv.json", tmp_path / "predictions.csv"
-    result = emozoo("cv", "librosa-logreg", "--data", emodb_dir, "--folds", "3", "--json-out", out,
-                    "--predictions-out", predictions)
+    result = emozoo("cv", "librosa-logreg", "--data", emodb_dir, "--folds", "3", "--param", "augment=none",
+                    "--json-out", out, "--predictions-out", predictions)
     assert "speaker-grouped" in result.stdout and "librosa-logreg" in result.stdout
     summary = json.loads(out.read_text())["results"][0]
     assert summary["accuracy"] > 0.4  # chance is about 0.17 on six classes
@@ -112,7 +120,8 @@ def test_evaluate_and_clear_errors(dacon_dir: Path, dacon_model: Path) -> None:
 
 def test_train_reports_on_the_first_process_of_a_multi_process_launch_only(dacon_dir: Path, tmp_path: Path) -> None:
     """Under torchrun / accelerate launch every process runs the command; one line of result, not N."""
-    command = [sys.executable, "-m", "zoo.cli", "train", "librosa-logreg", "--data", str(dacon_dir / "train.csv")]
+    command = [sys.executable, "-m", "zoo.cli", "train", "librosa-logreg", "--data", str(dacon_dir / "train.csv"),
+               "--param", "augment=none"]
     for rank, expect_report in (("1", False), ("0", True)):
         result = subprocess.run([*command, "--out", str(tmp_path / f"rank{rank}")], capture_output=True, text=True,
                                 env={**os.environ, "RANK": rank, "WORLD_SIZE": "2"})
@@ -305,9 +314,10 @@ def test_cv_sweep_shows_progress_in_a_log(emodb_dir: Path, tmp_path: Path) -> No
         writer.writerows([emodb_dir / r["path"], r["label"], r["speaker"]] for group in chosen.values() for r in group)
     env = {k: v for k, v in os.environ.items() if k != "EMOZOO_QUIET"} | {"EMOZOO_CACHE_DIR": str(tmp_path / "c")}
     result = subprocess.run([sys.executable, "-m", "zoo.cli", "cv", "librosa-logreg", "--data", str(manifest),
-                             "--folds", "2", "--sweep", "C=0.1,1"], capture_output=True, text=True, env=env)
+                             "--folds", "2", "--sweep", "C=0.1,1", "--param", "augment=none"],
+                            capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     assert re.search(r"^features \(\w+\): 20/20 \(100%", result.stderr, re.MULTILINE), lines  # a pipe, not a terminal
-    for run in ("cv librosa-logreg:", "cv librosa-logreg C=1:"):  # C=0.1 is the default, so not named
+    for run in ("cv librosa-logreg augment=none:", "cv librosa-logreg C=1 augment=none:"):  # C=0.1: the default
         assert [line for line in lines if line.startswith(f"{run} fold ")][-1].startswith(f"{run} fold 2/2 done")
