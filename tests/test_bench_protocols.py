@@ -62,8 +62,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_speakers_protocol_scores_every_clip_once_with_intervals_and_calibration(runs: dict[str, Path]) -> None:
     document = json.loads(runs["speakers"].read_text())
     models = {m["model"]: m for m in document["models"]}
-    assert set(models) == {"chance", "librosa-logreg augment=None"}
-    assert models["chance"]["reference"] and not models["librosa-logreg augment=None"]["reference"]
+    assert set(models) == {"chance", "librosa-logreg augment=none"}
+    assert models["chance"]["reference"] and not models["librosa-logreg augment=none"]["reference"]
     assert document["settings"]["data"]["emodb"]["folds"] == 3
     for model in models.values():
         (cell,) = model["cells"]
@@ -73,12 +73,12 @@ def test_speakers_protocol_scores_every_clip_once_with_intervals_and_calibration
             assert cell["intervals"][metric]["low"] <= cell[metric] <= cell["intervals"][metric]["high"]
         assert 0 <= cell["ece"] <= 1 and 0 <= cell["brier"] <= 2 and cell["reliability"]
     assert models["chance"]["mean"]["uar"] == pytest.approx(1 / 6)
-    assert models["librosa-logreg augment=None"]["mean"]["uar"] > 0.35  # unseen speakers, well above chance
+    assert models["librosa-logreg augment=none"]["mean"]["uar"] > 0.35  # unseen speakers, well above chance
 
 
 def test_corpora_protocol_fills_the_train_by_test_matrix(runs: dict[str, Path]) -> None:
     document = json.loads(runs["corpora"].read_text())
-    model = next(m for m in document["models"] if m["model"] == "librosa-logreg augment=None")
+    model = next(m for m in document["models"] if m["model"] == "librosa-logreg augment=none")
     cells = {(c["train"], c["test"]) for c in model["cells"]}
     names = ("emodb", "nemo", "ravdess")
     assert cells == {(a, b) for a in names for b in names if a != b} | {("all others", n) for n in names}
