@@ -105,8 +105,7 @@ class ClassicModel(EmotionModel):
             pipeline = make_pipeline(StandardScaler(), estimator)
             return pipeline.fit(x, y, **{f"{pipeline.steps[-1][0]}__{k}": v for k, v in fit_params.items()})
         scaler = StandardScaler().fit(x)
-        if groups is None:
-            raise ValueError(f"invariance={self.invariance} needs speaker ids (a manifest 'speaker' column)")
+        assert groups is not None, "fit() refuses invariance without speaker ids"
         # speaker ids are per corpus ("03" may be in two of them); directions from the original clips only
         speakers = [(None if corpora is None else corpora[i], groups[i]) for i in rows]
         projection = nap_step(scaler.transform(features[rows]), labels[rows], speakers, self.invariance_dims)
