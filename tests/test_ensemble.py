@@ -109,6 +109,7 @@ def test_stacking_learns_on_out_of_fold_speakers(stacked_ensemble, speech: dict)
     ({"members": "librosa-svc,no-such-model"}, "ensemble member no-such-model: unknown model 'no-such-model'"),
     ({"members": "librosa-svc(Cx=3),librosa-logreg"}, "ensemble member librosa-svc.*no parameter 'Cx'"),
     ({"members": "librosa-svc(C=3,librosa-logreg"}, "is never closed"),
+    ({"members": "emonet(channels=[8,16),librosa-logreg"}, "without its opening bracket"),
     ({"members": "librosa-svc"}, "at least two members"),
     ({"members": "librosa-svc,librosa-logreg", "weights": "1,2,3"}, "3 weight.* for 2 members"),
     ({"members": "librosa-svc,librosa-logreg", "combine": "max"}, "combine='max'"),
@@ -122,4 +123,20 @@ def test_bad_member_lists_name_the_problem(params: dict, message: str) -> None:
 def test_member_params_and_weights_parse() -> None:
     model = zoo.create_model("ensemble", members="librosa-svc(C=3,gamma=0.01),librosa-svc(C=30)", weights="3,1")
     assert [(m.C, m.gamma) for m in model.members_] == [(3, 0.01), (30, "scale")]
+    listed = zoo.create_model("ensemble", members="emonet(channels=[8,16],epochs=1),librosa-logreg")
+    assert (list(listed.members_[0].channels), listed.members_[0].epochs) == ([8, 16], 1)
     assert model.weights_ == [0.75, 0.25]
+
+
+def test_a_network_and_a_classic_model_make_one_validated_onnx_file(short_clips, tmp_path: Path) -> None:
+    """A deep member enters the graph whole beside a classic member's feature graph and head."""
+    waveforms, labels, speakers = short_clips
+    members = ("emonet(channels=[8,16],epochs=2,batch_size=8,max_train_seconds=1.5,num_threads=1,n_jobs=1),"
+               "librosa-logreg(augment=none,calibrate=\"none\",n_jobs=1)")
+    model = fit_with_speakers(zoo.create_model("ensemble", members=members), waveforms, labels, speakers)
+    native = model.predict_proba(waveforms)
+    np.testing.assert_allclose(native, np.mean([m.predict_proba(waveforms) for m in model.members_], axis=0),
+                               atol=1e-9)
+    report = export_model(model, tmp_path / "ensemble.onnx", validate_on=(waveforms, labels))
+    assert report.validation.passed and report.validation.agreement == 1.0
+    assert list((tmp_path).glob("*.onnx*")) == [tmp_path / "ensemble.onnx"]  # one file, no external data

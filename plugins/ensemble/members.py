@@ -39,23 +39,26 @@ def _written(value: Any) -> str:
     return json.dumps(value) if isinstance(value, (list, dict, bool)) or value is None else str(value)
 
 
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+
+
 def _split_top_level(text: str) -> list[str]:
-    """Split on commas outside parentheses; refuse unbalanced parentheses."""
-    parts, depth, current = [], 0, []
+    """Split on commas outside parentheses and JSON brackets (`channels=[8,16]`); refuse unbalanced ones."""
+    parts, open_brackets, current = [], [], []
     for char in text:
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth < 0:
-                raise EmozooError(f"ensemble members {text!r}: a ')' without its '('")
-        if char == "," and depth == 0:
+        if char in _CLOSING:
+            open_brackets.append(char)
+        elif char in _CLOSING.values():
+            if not open_brackets or _CLOSING[open_brackets[-1]] != char:
+                raise EmozooError(f"ensemble members {text!r}: a {char!r} without its opening bracket")
+            open_brackets.pop()
+        if char == "," and not open_brackets:
             parts.append("".join(current))
             current = []
         else:
             current.append(char)
-    if depth:
-        raise EmozooError(f"ensemble members {text!r}: a '(' is never closed")
+    if open_brackets:
+        raise EmozooError(f"ensemble members {text!r}: a {open_brackets[-1]!r} is never closed")
     parts.append("".join(current))
     return [part.strip() for part in parts]
 
