@@ -98,7 +98,7 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     threshold = g.op("Sub", energy_max, g.scalar(config.speech_range_db))
     speech = g.op("And", g.op("Greater", energy, g.op("Unsqueeze", threshold, g.i64(1))), valid)
     if config.speech_floor_margin_db > 0:
-        speech = _above_noise_floor(g, energy, valid, speech, config)
+        speech = _above_noise_floor(g, energy, valid, speech, threshold, config)
     voice = g.op("Squeeze", voicing, g.i64(2))
     voiced = g.op("And", speech, g.op("Greater", voice, g.scalar(config.voicing_threshold)))
 
@@ -148,12 +148,24 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
                 *extras, axis=1)
 
 
-def _above_noise_floor(g: GraphBuilder, energy: str, valid: str, speech: str, config: EmoStatsConfig) -> str:
-    """`features.speech_frames`' floor rule: speech frames speech_floor_margin_db above the row's quiet floor,
-    unless fewer than MIN_SPEECH_FRAMES remain (then the range rule's frames)."""
-    floor_db = masked_percentiles(g, energy, valid, [config.speech_floor_percentile])  # [B, 1]
-    limit = g.op("Add", floor_db, g.scalar(config.speech_floor_margin_db))
-    above_floor = g.op("And", speech, g.op("Greater", energy, limit))
+def _above_noise_floor(g: GraphBuilder, energy: str, valid: str, speech: str, threshold: str,
+                       config: EmoStatsConfig) -> str:
+    """`features.speech_frames`' floor rule: frames above `noise_floor_limit` (the range rule's `threshold` [B]
+    raised towards floor + margin by the gate's weight), unless fewer than MIN_SPEECH_FRAMES remain (then the
+    range rule's frames)."""
+    levels = masked_percentiles(g, energy, valid, [config.speech_floor_percentile,
+                                                   config.speech_floor_spread_percentile])  # [B, 2]
+    floor_db, lowest_db = g.op("Split", levels, g.i64(1, 1), axis=1, outputs=2)  # [B, 1] each
+    base = g.op("Unsqueeze", threshold, g.i64(1))
+    raise_db = g.op("Max", g.op("Sub", g.op("Add", floor_db, g.scalar(config.speech_floor_margin_db)), base),
+                    g.scalar(0.0))
+    if config.speech_floor_gate_db is not None:
+        full, off = config.speech_floor_gate_db
+        spread = g.op("Sub", floor_db, lowest_db)
+        weight = g.op("Div", g.op("Sub", g.scalar(off), spread), g.scalar(off - full))
+        raise_db = g.op("Mul", raise_db, g.op("Min", g.op("Max", weight, g.scalar(0.0)), g.scalar(1.0)))
+    limit = g.op("Add", base, raise_db)
+    above_floor = g.op("And", valid, g.op("Greater", energy, limit))
     count = g.reduce("ReduceSum", g.cast(above_floor, INT64), [1], keepdims=1)  # [B, 1]
     enough = g.op("GreaterOrEqual", count, g.scalar(MIN_SPEECH_FRAMES, np.int64))
     # (Where has no bool kernel in onnxruntime)

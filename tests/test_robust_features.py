@@ -14,6 +14,7 @@ from click.testing import CliRunner
 import zoo
 from exporters.classic import feature_model
 from plugins.classic.features import VOICE_QUALITY_NAMES, emostats_descriptor_names, extract, feature_config
+from tests.conftest import require_corpus
 from zoo import datasets
 from zoo.balance import balanced_sample_weights
 from zoo.cli.main import cli
@@ -123,10 +124,57 @@ def test_noise_floor_rule_keeps_noisy_pauses_out_of_speech_natively_and_in_onnx(
     assert np.max(np.abs(graph - native) / (np.abs(native) + 1.0)) < 1e-3
 
 
+@pytest.fixture(scope="module")
+def quiet_speech(emodb_dir: Path) -> list[np.ndarray]:
+    """Clean EmoDB and nEMO clips: few pauses, so their quietest tenth of frames is mostly quiet speech."""
+    items = datasets.load(emodb_dir).items[::45] + datasets.load(require_corpus("nemo")).items[::150]
+    return datasets.load_waveforms(items, 16_000).waveforms
+
+
+def test_noise_floor_gate_keeps_quiet_speech_of_clean_clips_and_fires_on_noisy_ones(
+        quiet_speech: list[np.ndarray]) -> None:
+    from dataclasses import replace
+
+    from plugins.classic.features import noise_floor_weight, speech_frames
+    from zoo.augment import add_noise
+
+    gated, plain = feature_config("emorobust-nf"), feature_config("emorobust")
+    ungated = replace(gated, speech_floor_gate_db=None)
+
+    def weight(energy: np.ndarray) -> float:
+        floor_db, lowest_db = np.percentile(energy, [gated.speech_floor_percentile,
+                                                     gated.speech_floor_spread_percentile])
+        return float(noise_floor_weight(floor_db - lowest_db, gated))
+
+    noisy = [add_noise(c, 20.0, np.random.default_rng(seed)) for seed, c in enumerate(quiet_speech)]
+    kept_gated, kept_ungated, clean_weights = [], [], []
+    for clip in quiet_speech:
+        energy = _frame_log_energy(clip, gated)
+        by_range = speech_frames(energy, plain)
+        kept_gated.append(speech_frames(energy, gated).sum() / by_range.sum())
+        kept_ungated.append(speech_frames(energy, ungated).sum() / by_range.sum())
+        clean_weights.append(weight(energy))
+    assert np.mean(kept_ungated) < 0.85  # the ungated rule drops the quiet speech of these clips
+    assert np.mean(kept_gated) > 0.93
+    assert np.mean(np.array(clean_weights) == 0.0) > 0.5
+    noisy_weights = [weight(_frame_log_energy(clip, gated)) for clip in noisy]
+    assert min(noisy_weights) > 0.5 and np.mean(noisy_weights) > 0.9
+    # some clean clips (among the first dozen, EmoDB's) are weighed in between: the graph follows the soft limit
+    assert any(0.05 < w < 0.95 for w in clean_weights[:12])
+    clips = quiet_speech[:12] + noisy[:6]
+    graph = _graph_features("emorobust-nf", clips)
+    native = np.stack([extract(w, gated) for w in clips])
+    assert np.max(np.abs(graph - native) / (np.abs(native) + 1.0)) < 1e-3
+
+
 def test_configs_without_the_floor_rule_record_no_floor_fields_so_older_saved_models_load() -> None:
     for name in ("emostats", "emorobust"):
         assert "speech_floor_margin_db" not in feature_config(name).as_dict()
-    assert feature_config("emorobust-nf").as_dict()["speech_floor_margin_db"] > 0
+        assert "speech_floor_gate_db" not in feature_config(name).as_dict()
+    recorded = feature_config("emorobust-nf").as_dict()
+    # the gate is part of the config, hence of the cache keys and of saved models' manifests: features and
+    # models of the first, ungated emorobust-nf are never mixed with these
+    assert recorded["speech_floor_margin_db"] > 0 and recorded["speech_floor_gate_db"] == (5.0, 10.0)
 
 
 def test_balanced_weights_equalise_classes_and_corpora_within_a_class() -> None:

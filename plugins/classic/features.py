@@ -10,12 +10,16 @@ between voiced frames, harmonics-to-noise ratio, alpha ratio and Hammarberg inde
 voiced frames), and the rate of voiced onsets.
 
 `emorobust-nf` (opt-in, for noisy recordings): `emorobust` that also finds speech against the clip's own noise
-floor: a frame counts as speech only when it is within `speech_range_db` of the loudest frame AND
-`speech_floor_margin_db` above the clip's quiet floor (the `speech_floor_percentile`-th percentile of frame
-energy). In a clean clip with pauses the floor is silence and nothing changes; in a noisy or babbly one the
-pauses are no longer taken for speech (they moved the energy, voicing and spectral-shape statistics by many
-standard deviations). In clips without pauses it drops the quietest speech, which costs cross-corpus accuracy
-(docs/robustness.md has both measurements): not the default.
+floor, when it has one. The floor is the `speech_floor_percentile`-th percentile of frame energy; it is a noise
+floor (pauses, or noise under the speech) when the frames below it are steady: within a few dB of each other,
+measured as the floor minus the `speech_floor_spread_percentile`-th percentile. Then a frame counts as speech only
+when it is within `speech_range_db` of the loudest frame AND `speech_floor_margin_db` above the floor. The
+`speech_floor_gate_db` pair (full, off) weighs that: a spread up to `full` dB applies the whole margin, one of `off`
+dB or more none (the quietest tenth of the frames is quiet speech, whose level varies, and is kept), and the limit
+moves linearly between. In a noisy or babbly clip the pauses are no longer taken for speech (they moved the energy,
+voicing and spectral-shape statistics by many standard deviations); in a clean clip without pauses the quiet
+speech stays (an ungated rule dropped the quietest 10-30 % of EmoDB's and nEMO's speech and cost cross-corpus
+accuracy). docs/robustness.md has the measurements.
 
 Every set normalises the clip's level first (the waveform is divided by its RMS), so a clip and the same
 clip made 30 dB quieter get the same features up to rounding, natively and in the ONNX graph.
@@ -58,11 +62,15 @@ class EmoStatsConfig:
     hammarberg_split_hz: float = 2_000.0
     speech_floor_margin_db: float = 0.0  # 0: the range rule alone (emostats); see the module docstring
     speech_floor_percentile: float = 10.0
+    speech_floor_spread_percentile: float = 1.0
+    speech_floor_gate_db: tuple[float, float] | None = None  # None: the floor rule always (first emorobust-nf)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         # fields added after models were saved with this set are recorded only when they change the features,
         # so those models (whose manifests lack them) still load
+        if not self.speech_floor_margin_db or self.speech_floor_gate_db is None:
+            del data["speech_floor_spread_percentile"], data["speech_floor_gate_db"]
         if not self.speech_floor_margin_db:
             del data["speech_floor_margin_db"], data["speech_floor_percentile"]
         return data
@@ -85,7 +93,7 @@ class SeedConfig:
 FEATURE_SETS: dict[str, Any] = {
     "emorobust": functools.partial(EmoStatsConfig, name="emorobust", voice_quality=True),
     "emorobust-nf": functools.partial(EmoStatsConfig, name="emorobust-nf", voice_quality=True,
-                                      speech_floor_margin_db=10.0),
+                                      speech_floor_margin_db=10.0, speech_floor_gate_db=(5.0, 10.0)),
     "emostats": EmoStatsConfig,
     "seed": SeedConfig,
 }
@@ -295,14 +303,32 @@ def _emostats_pooled(frames: dict[str, np.ndarray], config: EmoStatsConfig) -> n
 
 def speech_frames(log_energy: np.ndarray, config: EmoStatsConfig) -> np.ndarray:
     """Which frames are speech: within speech_range_db of the loudest, and (when speech_floor_margin_db is
-    set) that far above the clip's quiet floor, unless that leaves fewer than MIN_SPEECH_FRAMES."""
-    speech = log_energy > log_energy.max() - config.speech_range_db
+    set) above the clip's noise-floor limit (`noise_floor_limit`), unless that leaves fewer than
+    MIN_SPEECH_FRAMES."""
+    threshold = log_energy.max() - config.speech_range_db
+    speech = log_energy > threshold
     if config.speech_floor_margin_db > 0:
-        floor_db = np.percentile(log_energy, config.speech_floor_percentile)
-        above_floor = speech & (log_energy > floor_db + config.speech_floor_margin_db)
+        above_floor = log_energy > noise_floor_limit(log_energy, threshold, config)
         if above_floor.sum() >= MIN_SPEECH_FRAMES:
             speech = above_floor
     return speech
+
+
+def noise_floor_weight(spread_db: float | np.ndarray, config: EmoStatsConfig) -> float | np.ndarray:
+    """How much of the floor margin applies, 1 for a steady floor (spread <= full) to 0 (spread >= off)."""
+    if config.speech_floor_gate_db is None:
+        return 1.0
+    full, off = config.speech_floor_gate_db
+    return np.clip((off - spread_db) / (off - full), 0.0, 1.0)
+
+
+def noise_floor_limit(log_energy: np.ndarray, threshold: float, config: EmoStatsConfig) -> float:
+    """The energy a speech frame must exceed: the range rule's `threshold`, raised towards floor + margin by
+    `noise_floor_weight` of the floor's spread (a limit that moves smoothly, so features do not jump)."""
+    floor_db, lowest_db = np.percentile(log_energy, [config.speech_floor_percentile,
+                                                     config.speech_floor_spread_percentile])
+    weight = noise_floor_weight(floor_db - lowest_db, config)
+    return threshold + weight * max(0.0, floor_db + config.speech_floor_margin_db - threshold)
 
 
 def _masked_mean_std(values: np.ndarray, mask: np.ndarray) -> list[float]:
