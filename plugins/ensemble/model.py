@@ -92,7 +92,7 @@ class Ensemble(EmotionModel):
 
     def __init__(
         self,
-        members: str | Sequence[str] = "librosa-logreg,librosa-svc",
+        members: str | Sequence[str] = "emonet,librosa-logreg",
         combine: str = "mean",
         weights: str | Sequence[float] | None = None,
         stack_folds: int = 5,
