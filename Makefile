@@ -27,7 +27,7 @@ PROTOCOL_MODELS ?= librosa-logreg librosa-svc emonet ensemble
 REFERENCES ?= chance seed-recipe egemaps-svm compare-svm
 PROTOCOL_PARAMS ?= --param librosa-logreg:augment=none --param librosa-svc:augment=none \
 	--restrict emonet=emodb --restrict ensemble=emodb --restrict seed-recipe=emodb --restrict compare-svm=emodb \
-	--note "emonet=cut down to fit a 2-core CPU: EmoDB only (its 5 EmoDB folds take about 1 min here, but training on the three corpora takes 4-9 min per fit: about 30 more minutes for both protocols)" \
+	--note "emonet=cut down to fit a 2-core CPU: EmoDB only (training on the three corpora takes about 400 CPU seconds per fit, 7 min on one idle core: over an hour more for both protocols)" \
 	--note "ensemble=emonet + librosa-logreg (its default members), EmoDB only for the same reason as emonet" \
 	--note "seed-recipe=EmoDB only: its features cost 0.56 s per clip here (40 min for the three corpora)" \
 	--note "compare-svm=EmoDB only: ComParE extraction costs 0.19 s per clip here"
