@@ -30,11 +30,18 @@ def quantizable_nodes(proto: Any) -> tuple[list[str], int]:
             node.name = f"{node.op_type.lower()}_{index}"
         if node.op_type not in QUANTIZABLE or len(node.input) < 2 or node.input[1] not in constants:
             continue
-        if any(output.startswith(KEPT_FLOAT_PREFIXES) for output in node.output):
+        if any(_kept_float(output) for output in node.output):
             continue
         chosen.append(node.name)
         weights += constants[node.input[1]]
     return chosen, weights
+
+
+def _kept_float(output: str) -> bool:
+    """Feature or label-head nodes, also when nested in a larger graph (an ensemble's `features0/features/...`,
+    `member1/features/...`)."""
+    path = "/" + output
+    return any(f"/{prefix}" in path for prefix in KEPT_FLOAT_PREFIXES)
 
 
 def quantize_int8(proto: Any, min_weights: int = 0) -> tuple[Any, bool, str]:
