@@ -62,6 +62,9 @@ def gpus() -> list[dict[str, str]]:
     return found
 
 
+GENERATED_OUTPUTS = ("leaderboard", "LEADERBOARD.md")
+
+
 def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     def git(*args: str) -> str | None:
         try:
@@ -73,7 +76,9 @@ def git_state(root: Path = REPO_ROOT) -> dict[str, Any]:
     commit = git("rev-parse", "HEAD")
     if commit is None:
         return {"commit": None, "dirty": None}
-    status = git("status", "--porcelain", "--untracked-files=no")
+    # make leaderboard rewrites its outputs run by run: they are results, not the code that was measured
+    status = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                 *(f":(exclude){path}" for path in GENERATED_OUTPUTS))
     return {"commit": commit, "dirty": bool(status)}
 
 
