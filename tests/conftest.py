@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -107,3 +108,15 @@ def _isolated_environment(tmp_path_factory: pytest.TempPathFactory, monkeypatch:
 def tone(seconds: float = 1.0, rate: int = 16_000, frequency: float = 220.0) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+
+
+@pytest.fixture
+def ctrl_c_delivered() -> Iterator[None]:
+    """Ctrl-C handled as in a terminal, also when the suite runs as a background job (`make test &`), which a
+    shell starts with SIGINT ignored: Python then never raises KeyboardInterrupt, and commands started from
+    here inherit the ignored signal."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -266,7 +266,7 @@ def ctrl_c_blocked_or_ignored_in_children(pid: int) -> dict[int, bool]:
     return result
 
 
-def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path) -> None:
+def test_ctrl_c_exits_130_with_a_short_message(emodb_dir: Path, tmp_path: Path, ctrl_c_delivered: None) -> None:
     import time
 
     env = {k: v for k, v in os.environ.items() if k != "EMOZOO_QUIET"}  # progress lines tell when work is under way

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="
 BLOCKED_IN_CHILD = "import signal; print(signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []))"
 
 
-def test_processes_started_inside_never_see_ctrl_c_and_the_command_gets_it_afterwards() -> None:
+def test_processes_started_inside_never_see_ctrl_c_and_the_command_gets_it_afterwards(ctrl_c_delivered: None) -> None:
     before = signal.pthread_sigmask(signal.SIG_BLOCK, [])
     reached_the_end = False
     with pytest.raises(KeyboardInterrupt):
