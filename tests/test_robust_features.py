@@ -135,16 +135,11 @@ def test_noise_floor_gate_keeps_quiet_speech_of_clean_clips_and_fires_on_noisy_o
         quiet_speech: list[np.ndarray]) -> None:
     from dataclasses import replace
 
-    from plugins.classic.features import noise_floor_weight, speech_frames
+    from plugins.classic.features import noise_floor, speech_frames
     from zoo.augment import add_noise
 
     gated, plain = feature_config("emorobust-nf"), feature_config("emorobust")
     ungated = replace(gated, speech_floor_gate_db=None)
-
-    def weight(energy: np.ndarray) -> float:
-        floor_db, lowest_db = np.percentile(energy, [gated.speech_floor_percentile,
-                                                     gated.speech_floor_spread_percentile])
-        return float(noise_floor_weight(floor_db - lowest_db, gated))
 
     noisy = [add_noise(c, 20.0, np.random.default_rng(seed)) for seed, c in enumerate(quiet_speech)]
     kept_gated, kept_ungated, clean_weights = [], [], []
@@ -153,11 +148,11 @@ def test_noise_floor_gate_keeps_quiet_speech_of_clean_clips_and_fires_on_noisy_o
         by_range = speech_frames(energy, plain)
         kept_gated.append(speech_frames(energy, gated).sum() / by_range.sum())
         kept_ungated.append(speech_frames(energy, ungated).sum() / by_range.sum())
-        clean_weights.append(weight(energy))
+        clean_weights.append(noise_floor(energy, gated)[1])
     assert np.mean(kept_ungated) < 0.85  # the ungated rule drops the quiet speech of these clips
     assert np.mean(kept_gated) > 0.93
     assert np.mean(np.array(clean_weights) == 0.0) > 0.5
-    noisy_weights = [weight(_frame_log_energy(clip, gated)) for clip in noisy]
+    noisy_weights = [noise_floor(_frame_log_energy(clip, gated), gated)[1] for clip in noisy]
     assert min(noisy_weights) > 0.5 and np.mean(noisy_weights) > 0.9
     # some clean clips (among the first dozen, EmoDB's) are weighed in between: the graph follows the soft limit
     assert any(0.05 < w < 0.95 for w in clean_weights[:12])

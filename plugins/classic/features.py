@@ -322,12 +322,18 @@ def noise_floor_weight(spread_db: float | np.ndarray, config: EmoStatsConfig) ->
     return np.clip((off - spread_db) / (off - full), 0.0, 1.0)
 
 
-def noise_floor_limit(log_energy: np.ndarray, threshold: float, config: EmoStatsConfig) -> float:
-    """The energy a speech frame must exceed: the range rule's `threshold`, raised towards floor + margin by
-    `noise_floor_weight` of the floor's spread (a limit that moves smoothly, so features do not jump)."""
+def noise_floor(log_energy: np.ndarray, config: EmoStatsConfig) -> tuple[float, float]:
+    """The clip's quiet floor (dB) and how much of the margin above it applies (`noise_floor_weight` of its
+    spread: the floor minus a lower percentile)."""
     floor_db, lowest_db = np.percentile(log_energy, [config.speech_floor_percentile,
                                                      config.speech_floor_spread_percentile])
-    weight = noise_floor_weight(floor_db - lowest_db, config)
+    return float(floor_db), float(noise_floor_weight(floor_db - lowest_db, config))
+
+
+def noise_floor_limit(log_energy: np.ndarray, threshold: float, config: EmoStatsConfig) -> float:
+    """The energy a speech frame must exceed: the range rule's `threshold`, raised towards floor + margin by
+    the floor's weight (a limit that moves smoothly, so features do not jump)."""
+    floor_db, weight = noise_floor(log_energy, config)
     return threshold + weight * max(0.0, floor_db + config.speech_floor_margin_db - threshold)
 
 
