@@ -64,6 +64,40 @@ def test_emonet_onnx_export_holds_the_statistics_graph(short_clips, trained, tmp
     expected = trained.predict_proba(uneven)
     np.testing.assert_allclose(onnx_model.predict_proba(uneven), expected, atol=1e-4)
     np.testing.assert_allclose(onnx_model.predict_proba(uneven[1:2]), expected[1:2], atol=1e-4)
+    # the level is normalised inside the graph too: -20 dB and +10 dB give the clip's own probabilities
+    spoken = uneven[1:]  # the first is the clip's leading near-silence, which -20 dB would make silent
+    for gain_db in (-20.0, 10.0):
+        scaled = [w * np.float32(10 ** (gain_db / 20)) for w in spoken]
+        np.testing.assert_allclose(onnx_model.predict_proba(scaled), onnx_model.predict_proba(spoken), atol=1e-4)
+
+
+def test_emonet_output_does_not_depend_on_the_level(short_clips, trained):
+    waveforms, _, _ = short_clips
+    clips = waveforms[:6]
+    clean = trained.predict_proba(clips)
+    for gain_db in (-30.0, -20.0, 10.0):
+        scaled = [w * np.float32(10 ** (gain_db / 20)) for w in clips]
+        np.testing.assert_allclose(trained.predict_proba(scaled), clean, atol=1e-4)
+    # without the normalisation (how models saved before it computed) the level does change the output
+    raw = create_model("emonet", **{**TINY, "epochs": 1, "level_normalise": False})
+    raw.fit(waveforms, short_clips.labels, corpora=short_clips.corpora())
+    quiet = [w * np.float32(10 ** (-30 / 20)) for w in clips]
+    assert np.abs(raw.predict_proba(quiet) - raw.predict_proba(clips)).max() > 1e-3
+
+
+def test_models_saved_before_level_normalisation_load_without_it(trained, tmp_path):
+    import json
+
+    from zoo.api import load
+
+    saved = trained.save(tmp_path / "model")
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["params"]["level_normalise"] is True
+    del manifest["params"]["level_normalise"]
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    old = load(saved)
+    assert old.level_normalise is False and old.network_.level_normalise is False
+    assert load(trained.save(tmp_path / "new")).network_.level_normalise is True
 
 
 def test_emonet_rejects_bad_parameters_and_foreign_weights(short_clips, trained, tmp_path):
@@ -72,6 +106,14 @@ def test_emonet_rejects_bad_parameters_and_foreign_weights(short_clips, trained,
         create_model("emonet", **{**TINY, "channels": "wide"}).fit(waveforms, labels)
     with pytest.raises(EmozooError, match="balance"):
         create_model("emonet", **{**TINY, "balance": "speakers"}).fit(waveforms, labels)
+    with pytest.raises(EmozooError, match="statistics"):
+        create_model("emonet", **{**TINY, "statistics": "seed"}).fit(waveforms, labels)
+    with pytest.raises(EmozooError, match="statistics.*unknown feature set"):
+        create_model("emonet", **{**TINY, "statistics": "mfcc"}).fit(waveforms, labels)
+    with pytest.raises(EmozooError, match="augment"):
+        create_model("emonet", **{**TINY, "augment": "thunder"}).fit(waveforms, labels)
+    with pytest.raises(EmozooError, match="level_normalise"):
+        create_model("emonet", **{**TINY, "level_normalise": "yes"}).fit(waveforms, labels)
     saved = trained.save(tmp_path / "model")
     (saved / "model.safetensors").write_bytes(b"not safetensors")
     from zoo.api import load

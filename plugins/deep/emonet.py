@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from plugins.deep.augment import WaveAugment
 
 WEIGHTS = "model.safetensors"
-STATISTICS = "emorobust"
+STATISTICS = "emorobust"  # the default statistics feature set
 
 
 class EmoNet(DeepEmotionModel):
@@ -56,8 +56,12 @@ class EmoNet(DeepEmotionModel):
         gain_db: float = 6.0,
         noise_snr_db: Sequence[float] | None = (10.0, 30.0),
         spec_augment: bool = True,
+        statistics: str = STATISTICS,
         statistics_augment: str | None = None,
         statistics_augment_probability: float = 0.5,
+        augment: str | None = None,
+        augment_probability: float = 0.5,
+        level_normalise: bool = True,
         use_cache: bool = True,
         n_jobs: int | None = None,
         precision: str = "auto",
@@ -89,8 +93,12 @@ class EmoNet(DeepEmotionModel):
         self.gain_db = gain_db
         self.noise_snr_db = noise_snr_db
         self.spec_augment = spec_augment
+        self.statistics = statistics
         self.statistics_augment = statistics_augment
         self.statistics_augment_probability = statistics_augment_probability
+        self.augment = augment
+        self.augment_probability = augment_probability
+        self.level_normalise = level_normalise
         self.use_cache = use_cache
         self.n_jobs = n_jobs
         self.precision = precision
@@ -103,9 +111,13 @@ class EmoNet(DeepEmotionModel):
 
     @property
     def statistics_config(self) -> EmoStatsConfig:
-        from plugins.classic.features import feature_config
+        from plugins.classic.features import EmoStatsConfig, feature_config
 
-        return feature_config(STATISTICS)  # type: ignore[return-value]
+        config = feature_config(self.statistics)
+        if not isinstance(config, EmoStatsConfig):
+            raise EmozooError(f"statistics must be an emostats feature set (emorobust, emorobust-nf, emostats), "
+                              f"not {self.statistics!r}")
+        return config
 
     def feature_config(self) -> dict[str, Any]:
         return {"sample_rate": SAMPLE_RATE, "n_fft": 512, "win_length": 400, "hop_length": 160,
@@ -115,6 +127,10 @@ class EmoNet(DeepEmotionModel):
     def _check(self) -> None:
         from zoo.balance import BALANCE_MODES
 
+        try:
+            self.statistics_config  # noqa: B018 (a bad feature set name fails before training)
+        except ValueError as error:
+            raise EmozooError(f"statistics: {error}") from None
         channels = list(self.channels) if isinstance(self.channels, (list, tuple)) else None
         if not channels or not all(isinstance(c, int) and c > 0 for c in channels):
             raise EmozooError(f"channels must be a list of positive integers, e.g. [16,32,64]; got {self.channels!r}")
@@ -127,13 +143,19 @@ class EmoNet(DeepEmotionModel):
         if not 0 <= self.statistics_augment_probability <= 1:
             raise EmozooError("statistics_augment_probability must be in [0, 1], "
                               f"got {self.statistics_augment_probability!r}")
+        if not isinstance(self.level_normalise, bool):
+            raise EmozooError(f"level_normalise must be true or false, got {self.level_normalise!r}")
+        from plugins.deep.augment import chain_augmenter
+
+        chain_augmenter(self.augment, self.augment_probability, self.seed)  # a bad spec fails before training
 
     def _build(self, n_statistics: int) -> nn.Module:
         from plugins.deep.emonet_net import EmoNetNetwork
 
         self._check()
         network = EmoNetNetwork(n_statistics, n_mels=self.n_mels, channels=tuple(self.channels),
-                                dropout=self.dropout, stats_dropout=self.stats_dropout)
+                                dropout=self.dropout, stats_dropout=self.stats_dropout,
+                                level_normalise=self.level_normalise)
         if not self.spec_augment:
             network.spec = (0, 0, 0, 0.0)
         return network
@@ -221,13 +243,14 @@ class EmoNet(DeepEmotionModel):
         return [{"params": [p for p in self.network_.parameters() if p.requires_grad], "lr": self.lr}]
 
     def _augmentation(self, pool: Sequence[np.ndarray] = ()) -> WaveAugment:
-        from plugins.deep.augment import WaveAugment
+        from plugins.deep.augment import WaveAugment, chain_augmenter
 
         return WaveAugment(
             max_samples=int(self.max_train_seconds * SAMPLE_RATE) if self.max_train_seconds else None,
             speed=self.speed, gain_db=self.gain_db,
             noise_snr_db=tuple(self.noise_snr_db) if self.noise_snr_db is not None else None,  # type: ignore[arg-type]
-            sample_rate=SAMPLE_RATE,
+            chain=chain_augmenter(self.augment, self.augment_probability, self.seed, pool),
+            chain_probability=self.augment_probability, sample_rate=SAMPLE_RATE,
         )
 
     # -- persistence -----------------------------------------------------------------------------------------
@@ -244,7 +267,9 @@ class EmoNet(DeepEmotionModel):
         saved = manifest.get("feature_config", {}).get("statistics")
         if saved != json.loads(json.dumps(self.statistics_config.as_dict())):  # as the manifest stores it
             raise ModelFileError(f"{directory}: saved with other statistics settings than this emozoo computes "
-                                 f"({STATISTICS}); retrain the model")
+                                 f"({self.statistics}); retrain the model")
         if "stats_mean" not in state:
             raise ModelFileError(f"{path}: not emonet weights (no stats_mean)")
+        if "level_normalise" not in manifest.get("params", {}):
+            self.level_normalise = False  # saved before the option existed: its network never normalised the level
         self.network_ = install_weights(self._build(int(state["stats_mean"].shape[0])), state, path)

@@ -21,15 +21,28 @@ from torch import nn
 from plugins.deep.logmel_net import AttentiveStatsPool, ConvBlock, LogMel, spec_augment, time_mask
 from zoo.labels import LABELS
 
+LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
+
+
+def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
+    floor sits at the same distance below the speech whatever the recording level."""
+    waveform = waveform.float()
+    energy = (waveform * waveform).sum(dim=1) / lengths.clamp(min=1).float()
+    rms = torch.sqrt(energy)
+    scale = torch.where(rms < LEVEL_FLOOR, torch.ones_like(rms), 1.0 / rms.clamp(min=LEVEL_FLOOR))
+    return waveform * scale[:, None]
+
 
 class EmoNetNetwork(nn.Module):
     """waveform [batch, samples] + lengths [batch] + statistics [batch, n_stats] -> logits [batch, 6]."""
 
     def __init__(self, n_stats: int, n_mels: int = 64, channels: Sequence[int] = (16, 32, 64), hidden: int = 64,
                  dropout: float = 0.3, stats_dropout: float = 0.2, freq_masks: int = 2, freq_width: int = 8,
-                 time_masks: int = 2, time_fraction: float = 0.1) -> None:
+                 time_masks: int = 2, time_fraction: float = 0.1, level_normalise: bool = True) -> None:
         super().__init__()
         self.frontend = LogMel(n_mels=n_mels)
+        self.level_normalise = level_normalise
         self.spec = (freq_masks, freq_width, time_masks, time_fraction)
         blocks = []
         previous = 1
@@ -54,6 +67,8 @@ class EmoNetNetwork(nn.Module):
         self.stats_scale.copy_(torch.from_numpy(std).float())
 
     def spectrogram_embedding(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if self.level_normalise:
+            waveform = normalise_level(waveform, lengths)
         features, frames = self.frontend(waveform, lengths)
         # per-utterance mean/variance normalisation of each band over the valid frames: removes the channel
         mask = time_mask(frames, features.shape[-1])[:, None, :]
