@@ -72,7 +72,7 @@ def test_saved_model_predicts_the_same_in_a_fresh_process(tmp_path: Path, ravdes
     manifest = json.loads((directory / "manifest.json").read_text())
     assert manifest["plugin"] == "librosa-svc" and manifest["sample_rate"] == 16_000
     assert manifest["training_data"]["fingerprint"].startswith("sha256:")
-    assert manifest["feature_config"]["name"] == "emorobust"
+    assert manifest["feature_config"]["name"] == "emorobust-nf"
     assert "scikit-learn" in manifest["library_versions"]
 
     clips = ravdess_split["test"][0][:12]
@@ -191,3 +191,23 @@ def test_blockwise_features_equal_the_whole_clip_computation(ravdess_dir: Path, 
     blockwise = features.emostats_features(clip, config)
     monkeypatch.setattr(features, "EMOSTATS_BLOCK_FRAMES", 10**9)  # one block: the whole clip's spectrum at once
     np.testing.assert_allclose(blockwise, features.emostats_features(clip, config), rtol=1e-6, atol=1e-6)
+
+
+def test_models_saved_while_default_meant_emorobust_still_load(tmp_path: Path, ravdess_split: dict) -> None:
+    waveforms, labels = ravdess_split["train"]
+    model = zoo.create_model("librosa-logreg", features="emorobust", augment="none", calibrate="none")
+    model.fit(waveforms[:120], labels[:120])
+    directory = model.save(tmp_path / "old")
+    manifest_path = directory / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["params"]["features"] = "default"  # as such a model recorded it
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = zoo.load(directory)
+    assert loaded.features == "emorobust"
+    clips = ravdess_split["test"][0][:8]
+    np.testing.assert_allclose(loaded.predict_proba(clips), model.predict_proba(clips), atol=1e-9)
+    # a recorded extractor this version computes differently is still refused, not silently mixed
+    manifest["feature_config"]["n_mfcc"] = 13
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="computes"):
+        zoo.load(directory)

@@ -85,7 +85,7 @@ def test_emonet_output_does_not_depend_on_the_level(short_clips, trained):
     assert np.abs(raw.predict_proba(quiet) - raw.predict_proba(clips)).max() > 1e-3
 
 
-def test_models_saved_before_level_normalisation_load_without_it(trained, tmp_path):
+def test_models_saved_before_level_normalisation_and_the_statistics_option_load_as_saved(trained, tmp_path):
     import json
 
     from zoo.api import load
@@ -93,10 +93,11 @@ def test_models_saved_before_level_normalisation_load_without_it(trained, tmp_pa
     saved = trained.save(tmp_path / "model")
     manifest = json.loads((saved / "manifest.json").read_text())
     assert manifest["params"]["level_normalise"] is True
-    del manifest["params"]["level_normalise"]
+    del manifest["params"]["level_normalise"], manifest["params"]["statistics"]
     (saved / "manifest.json").write_text(json.dumps(manifest))
     old = load(saved)
     assert old.level_normalise is False and old.network_.level_normalise is False
+    assert old.statistics == manifest["feature_config"]["statistics"]["name"]  # the set it recorded
     assert load(trained.save(tmp_path / "new")).network_.level_normalise is True
 
 

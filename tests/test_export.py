@@ -106,7 +106,7 @@ def test_metadata_describes_the_model(exported: dict) -> None:
     assert metadata["sample_rate"] == 16_000
     assert metadata["plugin"] == "librosa-svc" and metadata["family"] == "classic"
     assert metadata["params"]["C"] == model.C
-    assert metadata["feature_config"]["name"] == "emorobust"
+    assert metadata["feature_config"]["name"] == "emorobust-nf"
     assert metadata["emozoo_version"] == zoo.__version__
     assert metadata["training_data_fingerprint"] == model.training_data_["fingerprint"]
     assert metadata["training_data_fingerprint"].startswith("sha256:")

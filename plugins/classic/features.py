@@ -1,16 +1,16 @@
 """Feature sets of the classic plugins.
 
-`emostats` (the default): utterance-level statistics of frame descriptors (MFCC, log-mel, energy, spectral
+`emostats`: utterance-level statistics of frame descriptors (MFCC, log-mel, energy, spectral
 shape, autocorrelation pitch and voicing). Every step is a fixed linear map, an elementwise op or a masked
 reduction over frames, so `exporters.classic` rebuilds it exactly inside an ONNX graph.
 
-`emorobust` (the default): `emostats` plus voice-quality and spectral-balance descriptors that carry emotion
+`emorobust`: `emostats` plus voice-quality and spectral-balance descriptors that carry emotion
 across speakers, languages and microphones better than absolute spectra: pitch jitter and energy shimmer
 between voiced frames, harmonics-to-noise ratio, alpha ratio and Hammarberg index (means and spreads over
 voiced frames), and the rate of voiced onsets.
 
-`emorobust-nf` (opt-in, for noisy recordings): `emorobust` that also finds speech against the clip's own noise
-floor, when it has one. The floor is the `speech_floor_percentile`-th percentile of frame energy; it is a noise
+`emorobust-nf` (the default; `emorobust` was before): `emorobust` that also finds speech against the clip's own
+noise floor, when it has one. The floor is the `speech_floor_percentile`-th percentile of frame energy; it is a noise
 floor (pauses, or noise under the speech) when the frames below it are steady: within a few dB of each other,
 measured as the floor minus the `speech_floor_spread_percentile`-th percentile. Then a frame counts as speech only
 when it is within `speech_range_db` of the loudest frame AND `speech_floor_margin_db` above the floor. The
@@ -97,7 +97,19 @@ FEATURE_SETS: dict[str, Any] = {
     "emostats": EmoStatsConfig,
     "seed": SeedConfig,
 }
-DEFAULT_FEATURE_SET = "emorobust"
+DEFAULT_FEATURE_SET = "emorobust-nf"
+
+
+def default_meant(saved: dict[str, Any]) -> str:
+    """The feature set a model saved with `features=default` computes: the named set its manifest recorded,
+    when this version still computes that set the same way (models saved while `default` meant `emorobust`
+    keep loading after the default moved), else "default" (the load then refuses a mismatch)."""
+    import json
+
+    name = saved.get("name")
+    if name in FEATURE_SETS and json.loads(json.dumps(FEATURE_SETS[name]().as_dict())) == saved:
+        return str(name)
+    return "default"
 
 
 def feature_config(name: str) -> EmoStatsConfig | SeedConfig:

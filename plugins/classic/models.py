@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from plugins.classic.extraction import extract_augmented, extract_many
-from plugins.classic.features import EmoStatsConfig, SeedConfig, feature_config
+from plugins.classic.features import EmoStatsConfig, SeedConfig, default_meant, feature_config
 from plugins.classic.invariance import check_invariance, nap_step
 from zoo.augment import Augmenter
 from zoo.balance import balanced_sample_weights
@@ -149,6 +149,8 @@ class ClassicModel(EmotionModel):
         import skops.io
 
         saved = manifest.get("feature_config")
+        if saved is not None and self.features == "default":
+            self.features = default_meant(saved)
         if saved is not None and saved != json.loads(json.dumps(self.feature_config())):
             raise ModelFileError(
                 f"{directory}: saved with a {self.features!r} feature extractor that this emozoo version computes "

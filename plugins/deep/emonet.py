@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from plugins.deep.augment import WaveAugment
 
 WEIGHTS = "model.safetensors"
-STATISTICS = "emorobust"  # the default statistics feature set
+STATISTICS = "emorobust-nf"  # the default statistics feature set (the classic models' default)
 
 
 class EmoNet(DeepEmotionModel):
@@ -57,7 +57,7 @@ class EmoNet(DeepEmotionModel):
         noise_snr_db: Sequence[float] | None = (10.0, 30.0),
         spec_augment: bool = True,
         statistics: str = STATISTICS,
-        statistics_augment: str | None = None,
+        statistics_augment: str | None = "default",
         statistics_augment_probability: float = 0.5,
         augment: str | None = None,
         augment_probability: float = 0.5,
@@ -265,6 +265,11 @@ class EmoNet(DeepEmotionModel):
         path = directory / WEIGHTS
         state = read_weights(path)
         saved = manifest.get("feature_config", {}).get("statistics")
+        if "statistics" not in manifest.get("params", {}) and isinstance(saved, dict):
+            from plugins.classic.features import default_meant
+
+            # saved before the option existed, with the statistics its manifest names
+            self.statistics = default_meant(saved)
         if saved != json.loads(json.dumps(self.statistics_config.as_dict())):  # as the manifest stores it
             raise ModelFileError(f"{directory}: saved with other statistics settings than this emozoo computes "
                                  f"({self.statistics}); retrain the model")
