@@ -1,14 +1,17 @@
 """ONNX exporter of the `ensemble` family: every member and the combiner in one graph.
 
-Classic members are split into their feature graph and their scikit-learn head; members with the same
-feature set (plugins.ensemble.model.feature_key) share ONE copy of the feature graph, whose output feeds every
-such head. Other members (the deep families) enter whole, as their own exporter builds them. Each piece is
-prefixed (features<k>/, member<i>/) so that names never clash; the combiner (weighted mean, or the stacked
-logistic regression) and the label argmax close the graph, in float64 as natively.
+Classic members are split into their feature graph and their scikit-learn head; members with the same feature
+set share ONE copy of the feature graph, whose output feeds every such head. emonet members enter as their
+traced network, its statistics input fed by the same shared feature graph when it computes the same set (the
+default ensemble, emonet + librosa-logreg, computes `emorobust-nf` once). Other members (the other deep
+families) enter whole, as their own exporter builds them. Each piece is prefixed (features<k>/, member<i>/) so
+that names never clash; the combiner (weighted mean, or the stacked logistic regression) and the label argmax
+close the graph, in float64 as natively.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -111,6 +114,7 @@ class EnsembleExporter:
     def build(self, model: Any, opset: int) -> onnx.ModelProto:
         from exporters.classic import feature_model
         from exporters.sklearn_head import convert_pipeline
+        from exporters.torch_models import STATISTICS_INPUT, n_statistics
         from plugins.ensemble.model import feature_key
         from zoo.registry import exporter_for
 
@@ -121,21 +125,32 @@ class EnsembleExporter:
         waveform = g.input(WAVEFORM, FLOAT, ["batch", "samples"])
         lengths = g.input(LENGTHS, INT64, ["batch"])
         shared: dict[str, str] = {}
+
+        def features_of(config: Any, count: int) -> str:
+            """The output of the one feature graph computing `config` (added on first use)."""
+            key = json.dumps({"config": config.as_dict(), "count": count}, sort_keys=True, default=str)
+            if key not in shared:
+                features = feature_model(config, count, opset)
+                outputs = parts.add(features, f"features{len(shared)}/", {WAVEFORM: waveform, LENGTHS: lengths})
+                shared[key] = outputs["features"]
+            return shared[key]
+
         probabilities = []
         for index, member in enumerate(model.members_):
             prefix = f"member{index}/"
             pipeline = getattr(member, "pipeline_", None)
-            key = feature_key(member)
-            if member.family == "classic" and pipeline is not None and key is not None:
+            if member.family == "classic" and pipeline is not None and feature_key(member) is not None:
                 n_features = int(pipeline.n_features_in_)
-                if key not in shared:
-                    features = feature_model(member.config, n_features, opset)
-                    outputs = parts.add(features, f"features{len(shared)}/", {WAVEFORM: waveform, LENGTHS: lengths})
-                    shared[key] = outputs["features"]
                 head = convert_pipeline(pipeline, n_features, opset)
-                known = parts.add(head, prefix, {"features": shared[key]})[PROBABILITIES]
+                known = parts.add(head, prefix, {"features": features_of(member.config, n_features)})[PROBABILITIES]
                 spread = _spread(g, g.cast(known, DOUBLE), pipeline.classes_, f"member{index}_classes")
                 probabilities.append(_calibrated(g, spread, member, index))
+            elif member.family == "emonet":  # its statistics are a classic feature set: shared with such members
+                exporter = exporter_for(member.family)
+                statistics = features_of(member.statistics_config, n_statistics(member))
+                outputs = parts.add(exporter.network_graph(member, opset), prefix,
+                                    {WAVEFORM: waveform, LENGTHS: lengths, STATISTICS_INPUT: statistics})
+                probabilities.append(_calibrated(g, g.cast(outputs[PROBABILITIES], DOUBLE), member, index))
             else:
                 whole = exporter_for(member.family).build(member, opset)
                 outputs = parts.add(whole, prefix, {WAVEFORM: waveform, LENGTHS: lengths})

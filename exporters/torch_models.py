@@ -2,7 +2,7 @@
 
 Each network already maps (waveform, lengths) to logits with feature extraction inside, so the graph is
 the network plus a softmax and an argmax, exported by torch.onnx with dynamic batch and samples axes.
-emonet's network also takes the clip's emorobust statistics: its graph is the classic feature graph joined to
+emonet's network also takes the clip's utterance statistics: its graph is the classic feature graph joined to
 the traced network.
 """
 
@@ -81,6 +81,11 @@ STATISTICS_INPUT = "statistics"
 _NETWORK_PREFIX = "network/"
 
 
+def n_statistics(model: Any) -> int:
+    """How many statistics a fitted emonet's network takes."""
+    return int(model.network_.stats_mean.shape[0])
+
+
 def _statistics_probability_graph(network: Any) -> Any:
     import torch
 
@@ -100,31 +105,30 @@ def _statistics_probability_graph(network: Any) -> Any:
 
 @dataclass(frozen=True)
 class EmoNetExporter:
-    """emonet: the emorobust feature graph (exporters.classic.feature_model, as the classic models export it)
+    """emonet: its statistics' feature graph (exporters.classic.feature_model, as the classic models export it)
     feeding the traced network's statistics input; waveform and lengths go to both, so one graph results."""
 
     family: str = "emonet"
     config: ExportConfig = field(default_factory=lambda: ExportConfig(max_abs_diff=1e-3, min_agreement=0.995))
 
-    def build(self, model: Any, opset: int) -> Any:
+    def network_graph(self, model: Any, opset: int) -> Any:
+        """The traced network alone: inputs waveform, lengths and statistics (float64, as the feature graph
+        makes them), outputs probabilities and label. `build` joins the statistics graph to it; the ensemble
+        exporter wires a feature graph it shares with classic members instead."""
         import onnx
         import torch
-        from onnx import compose, helper
-
-        from exporters.classic import feature_model
-        from exporters.sklearn_head import FEATURES
 
         network = getattr(model, "network_", None)
         if network is None:
             raise EmozooError(f"{model.name} model is not fitted yet: nothing to export")
-        n_statistics = int(network.stats_mean.shape[0])
+        count = n_statistics(model)
         graph = _statistics_probability_graph(copy.deepcopy(network).cpu().eval()).eval()
         rate = model.sample_rate
         lengths = torch.tensor([int(s * rate) for s in _EXAMPLE_SECONDS], dtype=torch.int64)
         generator = torch.Generator().manual_seed(0)
         waveform = 0.1 * torch.randn(len(lengths), int(lengths.max()), generator=generator)
         waveform[1, int(lengths[1]) :] = 0.0
-        statistics = torch.randn(len(lengths), n_statistics, generator=generator, dtype=torch.float64)
+        statistics = torch.randn(len(lengths), count, generator=generator, dtype=torch.float64)
         buffer = io.BytesIO()
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer warnings about Python control flow on shapes
@@ -134,8 +138,16 @@ class EmoNetExporter:
                 dynamic_axes={WAVEFORM: {0: "batch", 1: "samples"}, LENGTHS: {0: "batch"},
                               STATISTICS_INPUT: {0: "batch"}, PROBABILITIES: {0: "batch"}, LABEL: {0: "batch"}},
             )
-        net = onnx.load_from_string(buffer.getvalue())
-        features = feature_model(model.statistics_config, n_statistics, opset)
+        return onnx.load_from_string(buffer.getvalue())
+
+    def build(self, model: Any, opset: int) -> Any:
+        from onnx import compose, helper
+
+        from exporters.classic import feature_model
+        from exporters.sklearn_head import FEATURES
+
+        net = self.network_graph(model, opset)
+        features = feature_model(model.statistics_config, n_statistics(model), opset)
         ir_version = max(net.ir_version, features.ir_version)
         net.ir_version = features.ir_version = ir_version
         net = compose.add_prefix(net, _NETWORK_PREFIX)

@@ -149,3 +149,13 @@ def test_a_network_and_a_classic_model_make_one_validated_onnx_file(short_clips,
     report = export_model(model, tmp_path / "ensemble.onnx", validate_on=(waveforms, labels))
     assert report.validation.passed and report.validation.agreement == 1.0
     assert list((tmp_path).glob("*.onnx*")) == [tmp_path / "ensemble.onnx"]  # one file, no external data
+    # both members read emorobust-nf: ONE feature graph feeds emonet's statistics input and logreg's head
+    import onnx
+
+    from exporters.torch_models import EmoNetExporter
+
+    nodes = onnx.load(tmp_path / "ensemble.onnx").graph.node
+    pieces = [n.output[0].split("/")[0] for n in nodes if "/" in n.output[0]]
+    assert {p for p in pieces if p.startswith("features")} == {"features0"}
+    network_alone = EmoNetExporter().network_graph(model.members_[0], report.opset).graph.node
+    assert pieces.count("member0") == len(network_alone) + 3  # + the Identities wiring its three inputs
