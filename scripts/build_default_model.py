@@ -63,6 +63,7 @@ def main() -> None:
         "file": target.name,
         "plugin": args.plugin,
         "params": model.get_params(),
+        "feature_set": model.feature_config().get("name"),
         "sample_rate": model.sample_rate,
         "training_data": model.training_data_,
         "training_data_fingerprint": fingerprint,
@@ -108,7 +109,7 @@ def render_card(card: dict, pooled: dict) -> str:
 
 `{card['file']}`: {card['plugin']} ({', '.join(f'{k}={v}' for k, v in card['params'].items())}), exported end to
 end (waveform at {card['sample_rate']} Hz in, probabilities over the six emotions out; feature extraction inside
-the graph). {card['size_bytes'] / 1e6:.2f} MB. Runs with onnxruntime alone.
+the graph). {card['size_bytes'] / 1e6:.2f} MB. Runs with onnxruntime alone. Feature set: `{card.get('feature_set')}`.
 
 ## Training data
 
