@@ -317,6 +317,7 @@ def test_cv_sweep_shows_progress_in_a_log(emodb_dir: Path, tmp_path: Path) -> No
                              "--folds", "2", "--sweep", "C=0.1,1"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert re.search(r"^features \([\w-]+\): 20/20 \(100%", result.stderr, re.MULTILINE), lines  # a pipe, not a terminal
+    # a pipe, not a terminal: one line per tenth
+    assert re.search(r"^features \([\w-]+\): 20/20 \(100%", result.stderr, re.MULTILINE), lines
     for run in ("cv librosa-logreg:", "cv librosa-logreg C=1:"):  # C=0.1 is the default, so not named
         assert [line for line in lines if line.startswith(f"{run} fold ")][-1].startswith(f"{run} fold 2/2 done")

@@ -225,6 +225,20 @@ def test_logmel_cnn_trains_saves_and_reloads(short_clips, tmp_path):
     reloaded = _probabilities_in_fresh_process(saved, waveforms, tmp_path)
     np.testing.assert_allclose(reloaded, probabilities, atol=1e-6)
 
+    # the waveform is divided by its RMS inside the network: the level changes nothing
+    for gain_db in (-30.0, 10.0):
+        scaled = [w * np.float32(10 ** (gain_db / 20)) for w in waveforms[:6]]
+        np.testing.assert_allclose(model.predict_proba(scaled), probabilities[:6], atol=1e-4)
+    # models saved before the option load without it, as they were trained
+    import json
+
+    from zoo.api import load
+
+    manifest = json.loads((saved / "manifest.json").read_text())
+    del manifest["params"]["level_normalise"]
+    (saved / "manifest.json").write_text(json.dumps(manifest))
+    assert load(saved).network_.level_normalise is False
+
 
 def test_logmel_cnn_rejects_bad_parameters(short_clips):
     waveforms, labels, _ = short_clips
@@ -232,6 +246,8 @@ def test_logmel_cnn_rejects_bad_parameters(short_clips):
         create_model("logmel-cnn", **{**TINY_CNN, "channels": "wide"}).fit(waveforms, labels)
     with pytest.raises(EmozooError, match="pooling"):
         create_model("logmel-cnn", **{**TINY_CNN, "pooling": "max"}).fit(waveforms, labels)
+    with pytest.raises(EmozooError, match="level_normalise"):
+        create_model("logmel-cnn", **{**TINY_CNN, "level_normalise": 1}).fit(waveforms, labels)
 
 
 def test_importing_the_plugin_imports_neither_torch_nor_transformers():
@@ -264,6 +280,12 @@ def test_onnx_export_matches_the_torch_model(name, short_clips, tiny_backbone, t
     expected = model.predict_proba(uneven)
     np.testing.assert_allclose(onnx_model.predict_proba(uneven), expected, atol=1e-4)
     np.testing.assert_allclose(onnx_model.predict_proba(uneven[:1]), expected[:1], atol=1e-4)
+    if name == "logmel-cnn":  # divides the waveform by its RMS, in the graph too: the level changes nothing
+        spoken = uneven[1:]  # the first is a clip's leading near-silence, which -20 dB would make silent
+        for gain_db in (-20.0, 10.0):
+            scaled = [w * np.float32(10 ** (gain_db / 20)) for w in spoken]
+            np.testing.assert_allclose(onnx_model.predict_proba(scaled), onnx_model.predict_proba(spoken),
+                                       atol=1e-4)
 
 
 def test_int8_quantises_large_products_and_keeps_small_ones_float(short_clips, tiny_backbone, tmp_path):

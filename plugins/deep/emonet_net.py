@@ -18,20 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from plugins.deep.logmel_net import AttentiveStatsPool, ConvBlock, LogMel, spec_augment, time_mask
+from plugins.deep.logmel_net import AttentiveStatsPool, ConvBlock, LogMel, normalise_level, spec_augment, time_mask
 from zoo.labels import LABELS
-
-LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
-
-
-def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
-    floor sits at the same distance below the speech whatever the recording level."""
-    waveform = waveform.float()
-    energy = (waveform * waveform).sum(dim=1) / lengths.clamp(min=1).float()
-    rms = torch.sqrt(energy)
-    scale = torch.where(rms < LEVEL_FLOOR, torch.ones_like(rms), 1.0 / rms.clamp(min=LEVEL_FLOOR))
-    return waveform * scale[:, None]
 
 
 class EmoNetNetwork(nn.Module):

@@ -55,6 +55,7 @@ class LogMelCNN(DeepEmotionModel):
         spec_augment: bool = True,
         augment: str | None = None,
         augment_probability: float = 0.5,
+        level_normalise: bool = True,
         precision: str = "auto",
         device: str = "auto",
         seed: int = 0,
@@ -88,6 +89,7 @@ class LogMelCNN(DeepEmotionModel):
         self.spec_augment = spec_augment
         self.augment = augment
         self.augment_probability = augment_probability
+        self.level_normalise = level_normalise
         self.precision = precision
         self.device = device
         self.seed = seed
@@ -123,6 +125,8 @@ class LogMelCNN(DeepEmotionModel):
         from plugins.deep.augment import chain_augmenter
 
         chain_augmenter(self.augment, self.augment_probability, self.seed)  # a bad spec fails before training
+        if not isinstance(self.level_normalise, bool):
+            raise EmozooError(f"level_normalise must be true or false, got {self.level_normalise!r}")
 
     def _build(self) -> nn.Module:
         from plugins.deep.logmel_net import LogMelCNNNet
@@ -130,7 +134,7 @@ class LogMelCNN(DeepEmotionModel):
         self._check()
         network = LogMelCNNNet(n_mels=self.n_mels, channels=tuple(self.channels), pooling=self.pooling,
                                normalization=self.normalization, dropout=self.dropout, block_depth=self.block_depth,
-                               frequency_pooling=self.frequency_pooling)
+                               frequency_pooling=self.frequency_pooling, level_normalise=self.level_normalise)
         if not self.spec_augment:
             network.spec = (0, 0, 0, 0.0)
         return network
@@ -165,4 +169,6 @@ class LogMelCNN(DeepEmotionModel):
         from plugins.deep.checkpoint import install_weights, read_weights
 
         path = directory / WEIGHTS
+        if "level_normalise" not in manifest.get("params", {}):
+            self.level_normalise = False  # saved before the option existed: its network never normalised the level
         self.network_ = install_weights(self._build(), read_weights(path), path)

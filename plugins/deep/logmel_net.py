@@ -50,6 +50,19 @@ class LogMel(nn.Module):
         return torch.log(mel + 1e-6), self.frames(lengths)
 
 
+LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
+
+
+def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
+    floor sits at the same distance below the speech whatever the recording level."""
+    waveform = waveform.float()
+    energy = (waveform * waveform).sum(dim=1) / lengths.clamp(min=1).float()
+    rms = torch.sqrt(energy)
+    scale = torch.where(rms < LEVEL_FLOOR, torch.ones_like(rms), 1.0 / rms.clamp(min=LEVEL_FLOOR))
+    return waveform * scale[:, None]
+
+
 def time_mask(frames: torch.Tensor, size: int) -> torch.Tensor:
     """[batch, size] float mask, 1 on the valid frames."""
     return (torch.arange(size, device=frames.device)[None, :] < frames[:, None]).float()
@@ -124,9 +137,10 @@ class LogMelCNNNet(nn.Module):
     def __init__(self, n_mels: int = 64, channels: Sequence[int] = (16, 32, 64, 64), pooling: str = "attention",
                  normalization: str = "global", dropout: float = 0.3, freq_masks: int = 2, freq_width: int = 8,
                  time_masks: int = 2, time_fraction: float = 0.1, block_depth: int = 1,
-                 frequency_pooling: str = "flatten") -> None:
+                 frequency_pooling: str = "flatten", level_normalise: bool = True) -> None:
         super().__init__()
         self.frontend = LogMel(n_mels=n_mels)
+        self.level_normalise = level_normalise
         self.normalization = normalization
         self.register_buffer("band_mean", torch.zeros(n_mels, 1))
         self.register_buffer("band_std", torch.ones(n_mels, 1))
@@ -157,7 +171,7 @@ class LogMelCNNNet(nn.Module):
         count = 0
         for batch in inference_batches([len(w) for w in waveforms], batch_size):
             waveform, lengths = pad_batch([waveforms[i] for i in batch])
-            features, frames = self.frontend(waveform, lengths)
+            features, frames = self.log_mel(waveform, lengths)
             mask = time_mask(frames, features.shape[-1])[:, None, :].double()
             values = features.double() * mask
             total += values.sum((0, 2))
@@ -177,8 +191,13 @@ class LogMelCNNNet(nn.Module):
             return (features - mean) / std * mask
         return (features - self.band_mean) / self.band_std * mask
 
+    def log_mel(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.level_normalise:
+            waveform = normalise_level(waveform, lengths)
+        return self.frontend(waveform, lengths)
+
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        features, frames = self.frontend(waveform, lengths)
+        features, frames = self.log_mel(waveform, lengths)
         x = self.normalize(features, frames)
         if self.training:
             x = spec_augment(x, frames, *self.spec)
