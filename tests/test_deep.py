@@ -237,7 +237,7 @@ def test_logmel_cnn_trains_saves_and_reloads(short_clips, tmp_path):
     manifest = json.loads((saved / "manifest.json").read_text())
     del manifest["params"]["level_normalise"]
     (saved / "manifest.json").write_text(json.dumps(manifest))
-    assert load(saved).network_.level_normalise is False
+    assert load(saved).network_.frontend.level_normalise is False
 
 
 def test_logmel_cnn_rejects_bad_parameters(short_clips):

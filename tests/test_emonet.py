@@ -96,9 +96,9 @@ def test_models_saved_before_level_normalisation_and_the_statistics_option_load_
     del manifest["params"]["level_normalise"], manifest["params"]["statistics"]
     (saved / "manifest.json").write_text(json.dumps(manifest))
     old = load(saved)
-    assert old.level_normalise is False and old.network_.level_normalise is False
+    assert old.level_normalise is False and old.network_.frontend.level_normalise is False
     assert old.statistics == manifest["feature_config"]["statistics"]["name"]  # the set it recorded
-    assert load(trained.save(tmp_path / "new")).network_.level_normalise is True
+    assert load(trained.save(tmp_path / "new")).network_.frontend.level_normalise is True
 
 
 def test_emonet_rejects_bad_parameters_and_foreign_weights(short_clips, trained, tmp_path):

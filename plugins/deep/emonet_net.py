@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from plugins.deep.logmel_net import AttentiveStatsPool, ConvBlock, LogMel, normalise_level, spec_augment, time_mask
+from plugins.deep.logmel_net import AttentiveStatsPool, ConvBlock, LogMel, spec_augment, time_mask
 from zoo.labels import LABELS
 
 
@@ -29,8 +29,7 @@ class EmoNetNetwork(nn.Module):
                  dropout: float = 0.3, stats_dropout: float = 0.2, freq_masks: int = 2, freq_width: int = 8,
                  time_masks: int = 2, time_fraction: float = 0.1, level_normalise: bool = True) -> None:
         super().__init__()
-        self.frontend = LogMel(n_mels=n_mels)
-        self.level_normalise = level_normalise
+        self.frontend = LogMel(n_mels=n_mels, level_normalise=level_normalise)
         self.spec = (freq_masks, freq_width, time_masks, time_fraction)
         blocks = []
         previous = 1
@@ -55,8 +54,6 @@ class EmoNetNetwork(nn.Module):
         self.stats_scale.copy_(torch.from_numpy(std).float())
 
     def spectrogram_embedding(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.level_normalise:
-            waveform = normalise_level(waveform, lengths)
         features, frames = self.frontend(waveform, lengths)
         # per-utterance mean/variance normalisation of each band over the valid frames: removes the channel
         mask = time_mask(frames, features.shape[-1])[:, None, :]

@@ -18,13 +18,30 @@ POOLINGS = ("attention", "stats")
 FREQUENCY_POOLINGS = ("flatten", "mean")
 
 
+LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
+
+
+def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
+    floor sits at the same distance below the speech whatever the recording level."""
+    waveform = waveform.float()
+    energy = (waveform * waveform).sum(dim=1) / lengths.clamp(min=1).float()
+    rms = torch.sqrt(energy)
+    scale = torch.where(rms < LEVEL_FLOOR, torch.ones_like(rms), 1.0 / rms.clamp(min=LEVEL_FLOOR))
+    return waveform * scale[:, None]
+
+
 class LogMel(nn.Module):
-    """waveform [batch, samples] + lengths -> log-mel [batch, n_mels, frames] + valid frames [batch]."""
+    """waveform [batch, samples] + lengths -> log-mel [batch, n_mels, frames] + valid frames [batch]; with
+    `level_normalise` each clip is first divided by its RMS, so its level changes nothing."""
 
     def __init__(self, sample_rate: int = 16_000, n_fft: int = 512, win_length: int = 400, hop_length: int = 160,
-                 n_mels: int = 64, fmin: float = 50.0, fmax: float | None = None) -> None:
+                 n_mels: int = 64, fmin: float = 50.0, fmax: float | None = None,
+                 level_normalise: bool = False) -> None:
         super().__init__()
         import librosa
+
+        self.level_normalise = level_normalise
 
         self.n_fft, self.hop_length, self.win_length = n_fft, hop_length, win_length
         window = torch.zeros(n_fft)
@@ -39,6 +56,8 @@ class LogMel(nn.Module):
         return torch.div(lengths, self.hop_length, rounding_mode="floor") + 1
 
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.level_normalise:
+            waveform = normalise_level(waveform, lengths)
         padded = F.pad(waveform.float(), (self.n_fft // 2, self.n_fft // 2))
         with warnings.catch_warnings():
             # real output on purpose: torch.onnx exports STFT (opset 17) only without complex tensors
@@ -48,19 +67,6 @@ class LogMel(nn.Module):
         power = spectrum[..., 0] ** 2 + spectrum[..., 1] ** 2  # [batch, n_fft // 2 + 1, frames]
         mel = torch.matmul(self.mel_filters, power)
         return torch.log(mel + 1e-6), self.frames(lengths)
-
-
-LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
-
-
-def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
-    floor sits at the same distance below the speech whatever the recording level."""
-    waveform = waveform.float()
-    energy = (waveform * waveform).sum(dim=1) / lengths.clamp(min=1).float()
-    rms = torch.sqrt(energy)
-    scale = torch.where(rms < LEVEL_FLOOR, torch.ones_like(rms), 1.0 / rms.clamp(min=LEVEL_FLOOR))
-    return waveform * scale[:, None]
 
 
 def time_mask(frames: torch.Tensor, size: int) -> torch.Tensor:
@@ -139,8 +145,7 @@ class LogMelCNNNet(nn.Module):
                  time_masks: int = 2, time_fraction: float = 0.1, block_depth: int = 1,
                  frequency_pooling: str = "flatten", level_normalise: bool = True) -> None:
         super().__init__()
-        self.frontend = LogMel(n_mels=n_mels)
-        self.level_normalise = level_normalise
+        self.frontend = LogMel(n_mels=n_mels, level_normalise=level_normalise)
         self.normalization = normalization
         self.register_buffer("band_mean", torch.zeros(n_mels, 1))
         self.register_buffer("band_std", torch.ones(n_mels, 1))
@@ -171,7 +176,7 @@ class LogMelCNNNet(nn.Module):
         count = 0
         for batch in inference_batches([len(w) for w in waveforms], batch_size):
             waveform, lengths = pad_batch([waveforms[i] for i in batch])
-            features, frames = self.log_mel(waveform, lengths)
+            features, frames = self.frontend(waveform, lengths)
             mask = time_mask(frames, features.shape[-1])[:, None, :].double()
             values = features.double() * mask
             total += values.sum((0, 2))
@@ -191,13 +196,8 @@ class LogMelCNNNet(nn.Module):
             return (features - mean) / std * mask
         return (features - self.band_mean) / self.band_std * mask
 
-    def log_mel(self, waveform: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.level_normalise:
-            waveform = normalise_level(waveform, lengths)
-        return self.frontend(waveform, lengths)
-
     def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        features, frames = self.log_mel(waveform, lengths)
+        features, frames = self.frontend(waveform, lengths)
         x = self.normalize(features, frames)
         if self.training:
             x = spec_augment(x, frames, *self.spec)
