@@ -160,6 +160,11 @@ def check_save_target(directory: str | os.PathLike[str], *, force: bool = False,
     return check_directory_target(directory, **_save_rule(force, advice))
 
 
+def as_recorded(value: Any) -> Any:
+    """`value` as a manifest reads back after saving it (tuples become lists), to compare with what one holds."""
+    return json.loads(json.dumps(value))
+
+
 def read_manifest(directory: str | os.PathLike[str]) -> dict[str, Any]:
     path = Path(directory) / MANIFEST
     if not Path(directory).is_dir():

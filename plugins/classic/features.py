@@ -104,10 +104,10 @@ def default_meant(saved: dict[str, Any]) -> str:
     """The feature set a model saved with `features=default` computes: the named set its manifest recorded,
     when this version still computes that set the same way (models saved while `default` meant `emorobust`
     keep loading after the default moved), else "default" (the load then refuses a mismatch)."""
-    import json
+    from zoo.model import as_recorded
 
     name = saved.get("name")
-    if name in FEATURE_SETS and json.loads(json.dumps(FEATURE_SETS[name]().as_dict())) == saved:
+    if name in FEATURE_SETS and as_recorded(FEATURE_SETS[name]().as_dict()) == saved:
         return str(name)
     return "default"
 

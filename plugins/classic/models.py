@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from zoo.cache import FeatureCache
 from zoo.calibration import Calibration, check_method, fit_calibration, log_probabilities, skipped, speaker_folds
 from zoo.errors import ModelFileError
 from zoo.labels import LABELS
-from zoo.model import EmotionModel
+from zoo.model import EmotionModel, as_recorded
 
 WEIGHTS = "model.skops"
 BABBLE_POOL = 16
@@ -151,7 +150,7 @@ class ClassicModel(EmotionModel):
         saved = manifest.get("feature_config")
         if saved is not None and self.features == "default":
             self.features = default_meant(saved)
-        if saved is not None and saved != json.loads(json.dumps(self.feature_config())):
+        if saved is not None and saved != as_recorded(self.feature_config()):
             raise ModelFileError(
                 f"{directory}: saved with a {self.features!r} feature extractor that this emozoo version computes "
                 "differently (level normalisation, new descriptors); retrain it, or export models to ONNX, whose "

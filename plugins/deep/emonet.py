@@ -9,7 +9,6 @@ Saved as ``model.safetensors`` (weights, standardisation, filterbank) next to ma
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from plugins.deep.base import SAMPLE_RATE, DeepEmotionModel
 from zoo.errors import EmozooError, ModelFileError
+from zoo.model import as_recorded
 
 if TYPE_CHECKING:
     from torch import nn
@@ -270,7 +270,7 @@ class EmoNet(DeepEmotionModel):
 
             # saved before the option existed, with the statistics its manifest names
             self.statistics = default_meant(saved)
-        if saved != json.loads(json.dumps(self.statistics_config.as_dict())):  # as the manifest stores it
+        if saved != as_recorded(self.statistics_config.as_dict()):
             raise ModelFileError(f"{directory}: saved with other statistics settings than this emozoo computes "
                                  f"({self.statistics}); retrain the model")
         if "stats_mean" not in state:
