@@ -21,7 +21,7 @@ from typing import Any
 import click
 import numpy as np
 
-from benchmarks.conditions import CONDITIONS, FAMILIES, TEST_STREAM, Condition, degrade_all, select
+from benchmarks.conditions import BY_ID, CONDITIONS, FAMILIES, TEST_STREAM, Condition, degrade_all, select
 from zoo.errors import AudioError, EmozooError
 from zoo.labels import LABELS
 from zoo.metrics import scores
@@ -85,23 +85,71 @@ def score_robustness(model: Any, waveforms: Sequence[np.ndarray], labels: Sequen
     rate = int(sample_rate or model.sample_rate)
     truth = np.asarray(labels, dtype=np.int64)
     chosen = select([c.id for c in conditions])
-    records: list[dict[str, Any]] = []
-    clean: dict[str, Any] | None = None
-    clean_predicted: np.ndarray | None = None
+    outcomes: list[tuple[Condition, np.ndarray, np.ndarray]] = []
+    clean_accuracy = None
     with progress_bar(len(chosen) * len(waveforms), "degrading and scoring") as advance:
         for condition in chosen:
             degraded = degrade_all(condition, waveforms, rate, speakers, threads=threads, advance=advance)
             predicted, refused = predict_labels(model, degraded)
-            record = condition_record(condition, truth, predicted, refused, clean, clean_predicted)
-            if keep_predictions:
-                record["predicted"] = np.where(refused, -1, predicted).tolist()
-            if condition.kind == "clean":
-                clean, clean_predicted = record, predicted
-            records.append(record)
-            log(f"  {condition.id}: accuracy {record['accuracy']:.3f}, UAR {record['uar']:.3f}, "
-                f"change {-100 * record['drop_accuracy']:+.1f} points")
+            outcomes.append((condition, predicted, refused))
+            accuracy = float(np.mean((predicted == truth) & ~refused)) if len(truth) else 0.0
+            clean_accuracy = accuracy if clean_accuracy is None else clean_accuracy
+            log(f"  {condition.id}: accuracy {accuracy:.3f}, change {100 * (accuracy - clean_accuracy):+.1f} points")
+    return robustness_record(truth, outcomes, speakers, rate, keep_predictions=keep_predictions)
+
+
+def robustness_record(truth: np.ndarray, outcomes: Sequence[tuple[Condition, np.ndarray, np.ndarray]],
+                      speakers: Sequence[object | None] | None, sample_rate: int, *,
+                      keep_predictions: bool = False) -> dict[str, Any]:
+    """The robustness record of (condition, predicted, refused) outcomes on clips with labels `truth` (clean
+    first); each drop gets a 95 % interval from a bootstrap over `speakers` when every clip has one."""
+    records: list[dict[str, Any]] = []
+    clean: dict[str, Any] | None = None
+    clean_predicted: np.ndarray | None = None
+    clean_hits: np.ndarray | None = None
+    known = speakers is not None and len(speakers) == len(truth) and all(s is not None for s in speakers)
+    for condition, predicted, refused in outcomes:
+        record = condition_record(condition, truth, predicted, refused, clean, clean_predicted)
+        hits = (predicted == truth) & ~refused
+        if keep_predictions:
+            record["predicted"] = np.where(refused, -1, predicted).tolist()
+        if condition.kind == "clean":
+            clean, clean_predicted, clean_hits = record, predicted, hits
+        elif known and clean_hits is not None:
+            record["drop_accuracy_ci"] = drop_interval(clean_hits, hits, speakers)
+        records.append(record)
     return {"conditions": records, "families": summarise_families(records), "n_clips": len(truth),
-            "sample_rate": rate, "test_stream": TEST_STREAM}
+            "sample_rate": sample_rate, "test_stream": TEST_STREAM}
+
+
+def drop_interval(clean_hits: np.ndarray, hits: np.ndarray, speakers: Sequence[object],
+                  resamples: int = 1000, seed: int = 0) -> list[float]:
+    """95 % interval of the accuracy drop (clean minus degraded, the same clips in both), from a seeded
+    bootstrap over speakers: clips of one speaker are not independent, and speakers are what varies."""
+    groups = np.unique(np.array([str(s) for s in speakers]), return_inverse=True)[1]
+    n_groups = int(groups.max()) + 1 if len(groups) else 0
+    if n_groups == 0:
+        return [0.0, 0.0]
+    counts = np.bincount(groups, minlength=n_groups)
+    differences = np.bincount(groups, weights=clean_hits.astype(float) - hits.astype(float), minlength=n_groups)
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(resamples, n_groups))
+    drops = differences[draws].sum(axis=1) / counts[draws].sum(axis=1)
+    low, high = np.percentile(drops, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def pooled_robustness(folds: Sequence[dict[str, Any]], truths: Sequence[np.ndarray],
+                      speakers: Sequence[Sequence[object | None]]) -> dict[str, Any]:
+    """One record from the records of several folds (each kept with its predictions): every condition
+    scored on all folds' clips together, as if one model had predicted them."""
+    truth = np.concatenate(truths)
+    outcomes = []
+    for index, first in enumerate(folds[0]["conditions"]):
+        predicted = np.concatenate([np.asarray(f["conditions"][index]["predicted"], dtype=np.int64) for f in folds])
+        outcomes.append((BY_ID[first["id"]], np.maximum(predicted, 0), predicted < 0))
+    record = robustness_record(truth, outcomes, [s for fold in speakers for s in fold], folds[0]["sample_rate"])
+    record["folds"] = [{"n_clips": f["n_clips"], "families": f["families"]} for f in folds]
+    return record
 
 
 def print_table(title: str, robustness: dict[str, Any], file: Any = None) -> None:
@@ -109,12 +157,12 @@ def print_table(title: str, robustness: dict[str, Any], file: Any = None) -> Non
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("condition", "family", "accuracy", "UAR", "Δ acc (pts)", "Δ UAR (pts)", "same as clean",
-                  title=title)
+    table = Table("condition", "family", "accuracy", "UAR", "Δ acc (pts) [95 % CI]", "Δ UAR (pts)",
+                  "same as clean", title=title)
     for record in robustness["conditions"]:
         clean = record["family"] == "clean"
         table.add_row(record["label"], record["family"], f"{record['accuracy']:.3f}", f"{record['uar']:.3f}",
-                      "" if clean else f"{-100 * record['drop_accuracy']:+.1f}",
+                      "" if clean else accuracy_change(record),
                       "" if clean else f"{-100 * record['drop_uar']:+.1f}",
                       "" if clean else f"{record['agreement']:.2f}")
     table.add_section()
@@ -124,16 +172,25 @@ def print_table(title: str, robustness: dict[str, Any], file: Any = None) -> Non
     Console(file=file or sys.stdout, width=120).print(table)
 
 
+def accuracy_change(record: dict[str, Any]) -> str:
+    """"-4.5 [-8.0, -1.1]": the change from clean in points and, when known, its 95 % interval."""
+    text = f"{-100 * record['drop_accuracy']:+.1f}"
+    if "drop_accuracy_ci" in record:
+        low, high = record["drop_accuracy_ci"]
+        text += f" [{-100 * high:+.1f}, {-100 * low:+.1f}]"
+    return text
+
+
 def markdown_table(robustness: dict[str, Any]) -> str:
     """The same table in Markdown (for notes and the leaderboard)."""
-    lines = ["| condition | accuracy | UAR | Δ accuracy (pts) | Δ UAR (pts) | same as clean |",
+    lines = ["| condition | accuracy | UAR | Δ accuracy (pts) [95 % CI] | Δ UAR (pts) | same as clean |",
              "|---|---:|---:|---:|---:|---:|"]
     for r in robustness["conditions"]:
         cells = [r["label"], f"{r['accuracy']:.3f}", f"{r['uar']:.3f}"]
         if r["family"] == "clean":
             cells += ["", "", ""]
         else:
-            cells += [f"{-100 * r['drop_accuracy']:+.1f}", f"{-100 * r['drop_uar']:+.1f}", f"{r['agreement']:.2f}"]
+            cells += [accuracy_change(r), f"{-100 * r['drop_uar']:+.1f}", f"{r['agreement']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -164,6 +221,27 @@ def speakers_matching(dataset: Any, wanted: Sequence[str]) -> np.ndarray:
             raise EmozooError(f"no clips of speaker {name!r} (speakers look like {speakers[0]!r})")
         chosen |= hits
     return np.array(sorted(chosen), dtype=np.int64)
+
+
+def speaker_folds(dataset: Any, pool: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
+    """`pool`'s clips in `n_folds` speaker-grouped test folds (labels stratified; every speaker in one fold)."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    every_speaker = dataset.speakers
+    if any(every_speaker[i] is None for i in pool):
+        raise EmozooError("--folds needs a speaker id for every clip")
+    speakers = np.array([str(every_speaker[i]) for i in pool])
+    if len(set(speakers)) < n_folds:
+        raise EmozooError(f"{len(set(speakers))} test speakers cannot fill {n_folds} folds")
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    labels = np.asarray(dataset.labels)[pool]
+    return [np.sort(pool[test]) for _, test in splitter.split(np.zeros(len(pool)), labels, speakers)]
+
+
+def _speakers_of(dataset: Any, indices: np.ndarray) -> np.ndarray:
+    """Every clip of the speakers of `indices` (a fold trains on none of them, also when --limit left some out)."""
+    wanted = {str(s) for s in np.asarray(dataset.speakers, dtype=object)[indices]}
+    return np.array([i for i, s in enumerate(dataset.speakers) if str(s) in wanted], dtype=np.int64)
 
 
 def subsample(indices: np.ndarray, labels: np.ndarray, limit: int | None, seed: int = 0) -> np.ndarray:
@@ -197,9 +275,13 @@ def subsample(indices: np.ndarray, labels: np.ndarray, limit: int | None, seed: 
 @click.option("--threads", type=click.IntRange(min=1), help="Threads degrading clips [default: up to 4].")
 @click.option("--on-error", type=click.Choice(["fail", "skip"]), default="skip", show_default=True)
 @click.option("--max-duration", type=float, default=600.0, show_default=True, help="Longest clip, in seconds.")
+@click.option("--folds", type=click.IntRange(min=2), help="Speaker-grouped K-fold over the test speakers "
+              "(--test-speakers, or every speaker): each fold's speakers are scored by a model trained without "
+              "them, and the scores pool all folds' clips (plugin names only).")
 def main(models: tuple[str, ...], data: tuple[str, ...], test_speakers: tuple[str, ...], test_fraction: float,
          seed: int, limit: int | None, condition_ids: str | None, params: tuple[str, ...], json_out: str | None,
-         work_dir: str | None, threads: int | None, on_error: str, max_duration: float) -> None:
+         work_dir: str | None, threads: int | None, on_error: str, max_duration: float,
+         folds: int | None) -> None:
     """Accuracy and UAR of MODELS on held-out speakers, clean and under fixed, seeded degradations."""
     from benchmarks.options import parse_model_params
     from benchmarks.subjects import Split, prepare
@@ -212,37 +294,54 @@ def main(models: tuple[str, ...], data: tuple[str, ...], test_speakers: tuple[st
         dataset = datasets.load_all(data)
         click.echo(f"data: {dataset.describe()}", err=True)
         everything = np.arange(len(dataset))
-        if test_speakers:
-            test = speakers_matching(dataset, test_speakers)
-            train = np.setdiff1d(everything, test)
+        if folds:
+            pool = subsample(speakers_matching(dataset, test_speakers) if test_speakers else everything,
+                             dataset.labels, limit, seed)
+            tests = speaker_folds(dataset, pool, folds, seed)
+            trains = [np.setdiff1d(everything, _speakers_of(dataset, test)) for test in tests]
         else:
-            train, test = datasets.speaker_split(dataset, test_fraction, seed)
-        test = subsample(test, dataset.labels, limit, seed)
-        split = Split(dataset, train, test, on_error=on_error, max_seconds=max_duration)
+            test = speakers_matching(dataset, test_speakers) if test_speakers else datasets.speaker_split(
+                dataset, test_fraction, seed)[1]
+            trains, tests = [np.setdiff1d(everything, test)], [subsample(test, dataset.labels, limit, seed)]
+        splits = [Split(dataset, train, test, on_error=on_error, max_seconds=max_duration)
+                  for train, test in zip(trains, tests, strict=True)]
         models_dir = Path(work_dir) if work_dir else (
             Path(json_out).with_name(Path(json_out).stem + "-models") if json_out else Path("robustness-models"))
-        document: dict[str, Any] = {"format": "emozoo-robustness", "data": split.describe(), "models": []}
+        described = {"folds": [split.describe() for split in splits]} if folds else splits[0].describe()
+        document: dict[str, Any] = {"format": "emozoo-robustness", "data": described, "models": []}
         for spec in models:
+            if folds and Path(spec).exists():
+                raise EmozooError(f"{spec}: --folds trains a model per fold; give a plugin name, not a saved model")
             chosen = per_model.get(spec, {}) if Path(spec).exists() else {**per_model.get(None, {}),
                                                                           **per_model.get(spec, {})}
-            click.echo(f"{spec}: {'loading' if Path(spec).exists() else f'training on {len(train)} clips'}",
-                       err=True)
-            subject = prepare(spec, split, chosen, models_dir)
-            model = subject.native
-            if model is None:
-                from zoo.onnx_runtime import OnnxEmotionModel
+            records, truths, speakers, subject = [], [], [], None
+            for index, split in enumerate(splits):
+                fold = f" (fold {index + 1} of {len(splits)})" if folds else ""
+                action = "loading" if Path(spec).exists() else f"training on {len(split.train)} clips"
+                click.echo(f"{spec}{fold}: {action}", err=True)
+                subject = prepare(spec, split, chosen, models_dir / f"fold{index + 1}" if folds else models_dir)
+                model = subject.native
+                if model is None:
+                    from zoo.onnx_runtime import OnnxEmotionModel
 
-                model = OnnxEmotionModel(subject.onnx_path)
-            audio = split.audio("test", model.sample_rate)
-            click.echo(f"{subject.label}: {len(audio.waveforms)} test clips x {len(conditions)} conditions", err=True)
-            robustness = score_robustness(model, audio.waveforms, [i.label for i in audio.items],
-                                          speakers=[i.speaker for i in audio.items], conditions=conditions,
-                                          threads=threads, log=lambda line: click.echo(line, err=True))
-            print_table(f"{subject.label}: robustness on {len(audio.waveforms)} held-out clips", robustness)
+                    model = OnnxEmotionModel(subject.onnx_path)
+                audio = split.audio("test", model.sample_rate)
+                click.echo(f"{subject.label}{fold}: {len(audio.waveforms)} test clips x {len(conditions)} conditions",
+                           err=True)
+                truths.append(np.array([i.label for i in audio.items], dtype=np.int64))
+                speakers.append([i.speaker for i in audio.items])
+                records.append(score_robustness(model, audio.waveforms, truths[-1], speakers=speakers[-1],
+                                                conditions=conditions, threads=threads, keep_predictions=bool(folds),
+                                                log=lambda line: click.echo(line, err=True)))
+            robustness = pooled_robustness(records, truths, speakers) if folds else records[0]
+            n_clips = robustness["n_clips"]
+            print_table(f"{subject.label}: robustness on {n_clips} held-out clips"
+                        + (f", {folds} speaker folds pooled" if folds else ""), robustness)
             document["models"].append({"model": subject.label, "kind": subject.kind, "params": subject.params,
                                        "robustness": robustness})
-        if split.failures:
-            click.echo(f"skipped {len(split.failures)} bad file(s)", err=True)
+        failures = [failure for split in splits for failure in split.failures]
+        if failures:
+            click.echo(f"skipped {len(failures)} bad file(s)", err=True)
         if json_out:
             atomic_write_json(json_out, document)
             click.echo(f"wrote {json_out}", err=True)

@@ -172,3 +172,18 @@ def test_registered_name_must_match_the_class_name() -> None:
     problems = [str(b) for b in registry.broken]
     assert any("name is 'something-else', not the registered name 'misnamed'" in p for p in problems), problems
     assert any("register_models hook raised RuntimeError: the hook failed half-way" in p for p in problems)
+
+
+def test_listing_models_loads_neither_onnx_nor_scikit_learn_until_a_model_needs_them():
+    """Registering plugins stays cheap (`emozoo models` took 5 s when it imported them): exporters are built on
+    first use, and the classic plugin imports scikit-learn and scipy.signal when it trains."""
+    heavy = ("onnx", "sklearn", "scipy.signal", "torch")
+    script = ("import sys\nfrom zoo.registry import exporter_for, get_registry\nregistry = get_registry()\n"
+              "assert {'classic', 'ensemble', 'emonet'} <= set(registry.exporters)\n"
+              f"print(sorted(m for m in {heavy!r} if m in sys.modules))\n"
+              "exporter_for('classic').config\n"
+              "print('onnx' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split("\n")[:2] == ["[]", "True"]  # nothing heavy at registration; onnx once exporting

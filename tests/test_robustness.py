@@ -65,6 +65,8 @@ def test_scores_every_condition_and_clean_like_predict(subset, saved_model):
         assert condition["drop_accuracy"] == pytest.approx(clean["accuracy"] - condition["accuracy"])
         agreement = np.mean(np.array(condition["predicted"]) == predicted)
         assert condition["agreement"] == pytest.approx(agreement)
+        low, high = condition["drop_accuracy_ci"]  # a speaker bootstrap of the same drop
+        assert low <= condition["drop_accuracy"] <= high
     noise = record["families"]["noise"]["drop_accuracy"]
     assert noise == pytest.approx(record["conditions"][1]["drop_accuracy"])
     # seeded: the same record again
@@ -90,14 +92,7 @@ def test_test_conditions_use_their_own_seeds_and_other_speakers_babble(subset):
 
 
 def test_cli_writes_json_for_a_saved_model(ravdess_dir, saved_model, tmp_path):
-    rows = list(csv.DictReader((ravdess_dir / "manifest.csv").open()))
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    with (folder / "manifest.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "label", "speaker"])
-        for row in rows[::6]:
-            writer.writerow([str((ravdess_dir / row["path"]).resolve()), row["label"], row["speaker"]])
+    folder = _manifest_subset(ravdess_dir, tmp_path / "corpus", 6)
     out = tmp_path / "robust.json"
     outcome = CliRunner().invoke(robustness_cli, [
         str(saved_model), "--data", str(folder), "--test-speakers", "Actor_15,Actor_16", "--limit", "12",
@@ -110,6 +105,60 @@ def test_cli_writes_json_for_a_saved_model(ravdess_dir, saved_model, tmp_path):
     assert [c["id"] for c in entry["robustness"]["conditions"]] == ["clean", "gain+20", "telephone"]
     assert entry["robustness"]["n_clips"] <= 12
     assert "telephone" in outcome.output and "Δ acc" in outcome.output
+
+
+def _manifest_subset(ravdess_dir: Path, folder: Path, step: int) -> Path:
+    rows = list(csv.DictReader((ravdess_dir / "manifest.csv").open()))
+    folder.mkdir()
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "label", "speaker"])
+        for row in rows[::step]:
+            writer.writerow([str((ravdess_dir / row["path"]).resolve()), row["label"], row["speaker"]])
+    return folder
+
+
+def test_cli_folds_score_every_test_speaker_once_with_a_model_trained_without_it(ravdess_dir, tmp_path):
+    folder = _manifest_subset(ravdess_dir, tmp_path / "corpus", 8)
+    dataset = datasets.load(folder)
+    pool = [i for i, s in enumerate(dataset.speakers) if s in TEST_ACTORS]
+    out, work = tmp_path / "folds.json", tmp_path / "models"
+    outcome = CliRunner().invoke(robustness_cli, [
+        "librosa-rf", "--data", str(folder), "--test-speakers", ",".join(sorted(TEST_ACTORS)), "--folds", "2",
+        "--conditions", "gain-20", "--param", "n_estimators=30", "--param", "augment=none",
+        "--param", "calibrate=none", "--json", str(out), "--work-dir", str(work), "--threads", "1"])
+    assert outcome.exit_code == 0, outcome.output
+    document = json.loads(out.read_text())
+    folds = document["data"]["folds"]
+    tested = [set(fold["test_speakers"]) for fold in folds]
+    assert len(folds) == 2 and not tested[0] & tested[1] and tested[0] | tested[1] == TEST_ACTORS
+    for fold in folds:  # a fold trains on every clip but those of its own test speakers
+        held_out = sum(1 for s in dataset.speakers if s in set(fold["test_speakers"]))
+        assert fold["train_clips"] == len(dataset) - held_out == len(dataset) - fold["test_clips"]
+    robustness = document["models"][0]["robustness"]
+    assert robustness["n_clips"] == len(pool) == sum(f["n_clips"] for f in robustness["folds"])
+    assert sorted(p.name for p in work.iterdir()) == ["fold1", "fold2"]
+    clean, quieter = robustness["conditions"]
+    assert clean["accuracy"] > 1 / 6 + 0.1  # pooled over both folds' speakers, above chance
+    low, high = quieter["drop_accuracy_ci"]
+    assert low <= quieter["drop_accuracy"] <= high
+    assert "2 speaker folds pooled" in " ".join(outcome.output.split())  # the table title, maybe wrapped
+
+    refused = CliRunner().invoke(robustness_cli, [str(work / "fold1"), "--data", str(folder), "--folds", "2"])
+    assert refused.exit_code != 0 and "give a plugin name" in refused.output
+
+
+def test_drop_interval_is_a_speaker_bootstrap_of_paired_hits():
+    from benchmarks.robustness import drop_interval
+
+    speakers = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+    clean = np.ones(30, dtype=bool)
+    same_drop = np.tile([True] * 7 + [False] * 3, 3)  # every speaker loses 3 clips of 10
+    assert drop_interval(clean, same_drop, speakers) == pytest.approx([0.3, 0.3])
+    uneven = np.array([True] * 10 + [True] * 5 + [False] * 5 + [False] * 10)  # drops 0, 0.5, 1 by speaker
+    low, high = drop_interval(clean, uneven, speakers)
+    assert 0.0 <= low < 0.5 < high <= 1.0
+    assert drop_interval(clean, uneven, speakers) == [low, high]  # seeded
 
 
 def robustness_record(drop: float) -> dict:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,30 @@ class ModelSpec:
     description: str = ""
     family: str = ""
     default_params: dict[str, Any] = field(default_factory=dict)
+
+
+class LazyExporter:
+    """An exporter built on first use from "module:Class", for ``register_exporters``: registering then imports
+    neither onnx nor the graph code, which every command would otherwise pay for (about 1.4 s) although only
+    exporting needs them. ``register("classic", LazyExporter("exporters.classic:ClassicExporter"))``."""
+
+    def __init__(self, target: str) -> None:
+        self._target = target
+        self._exporter: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if self._exporter is None:
+            module, _, cls = self._target.partition(":")
+            try:
+                self._exporter = getattr(importlib.import_module(module), cls)()
+            except (ImportError, AttributeError) as error:
+                raise EmozooError(f"the ONNX exporter {self._target} cannot be loaded: {error}") from None
+        return getattr(self._exporter, name)
+
+    def __repr__(self) -> str:
+        return f"LazyExporter({self._target!r})"
 
 
 @dataclass(frozen=True)

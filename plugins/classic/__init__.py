@@ -23,6 +23,6 @@ def register_models(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_exporters(register: Callable[..., None]) -> None:
-    from exporters.classic import ClassicExporter
+    from zoo.registry import LazyExporter
 
-    register("classic", ClassicExporter())
+    register("classic", LazyExporter("exporters.classic:ClassicExporter"))

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from plugins.classic.features import EmoStatsConfig, SeedConfig, extract
-from zoo.augment import Augmenter
 from zoo.cache import FeatureCache
 from zoo.fingerprint import config_digest, waveform_digest
 from zoo.interrupts import workers_ignore_ctrl_c
 from zoo.progress import progress_bar
+
+if TYPE_CHECKING:
+    from zoo.augment import Augmenter
 
 PARALLEL_THRESHOLD = 8
 # part of every cache key: bump it whenever an extractor's output changes while its config does not, so that

@@ -17,9 +17,12 @@ Measured effect (docs/cross-corpus.md, "Speaker-invariance variants"): small; it
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.decomposition import TruncatedSVD
+
+if TYPE_CHECKING:  # scikit-learn loads when a model trains, not when the plugin registers
+    from sklearn.decomposition import TruncatedSVD
 
 INVARIANCE_MODES = ("none", "nap")
 
@@ -62,6 +65,8 @@ def nap_step(features: np.ndarray, labels: np.ndarray, speakers: Sequence[object
     directions = nuisance_directions(features, labels, speakers, dims)
     n_features = features.shape[1]
     projection = np.eye(n_features) - directions.T @ directions
+    from sklearn.decomposition import TruncatedSVD
+
     step = TruncatedSVD(n_components=n_features)
     # set, not fitted: the step is the fixed map x -> x @ P.T (P is symmetric), see the module docstring
     step.components_ = projection

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from plugins.classic.extraction import extract_augmented, extract_many
 from plugins.classic.features import EmoStatsConfig, SeedConfig, default_meant, feature_config
 from plugins.classic.invariance import check_invariance, nap_step
-from zoo.augment import Augmenter
 from zoo.balance import balanced_sample_weights
 from zoo.cache import FeatureCache
 from zoo.calibration import Calibration, check_method, fit_calibration, log_probabilities, skipped, speaker_folds
 from zoo.errors import ModelFileError
 from zoo.labels import LABELS
 from zoo.model import EmotionModel, as_recorded
+
+if TYPE_CHECKING:  # zoo.augment (scipy.signal) loads when a model trains, not when the plugin registers
+    from zoo.augment import Augmenter
 
 WEIGHTS = "model.skops"
 BABBLE_POOL = 16
@@ -174,6 +176,8 @@ def training_augmenter(spec: str, seed: int, waveforms: Sequence[np.ndarray], sa
     """The augmenter of the training copies (None when `spec` turns augmentation off). Babble is mixed from a
     few training clips chosen by `seed`: the same clips and seed give the same copies, hence the same cache
     entries (emonet's augmented statistics reuse the classic models' cached copies this way)."""
+    from zoo.augment import Augmenter
+
     augmenter = Augmenter(spec, seed=seed)
     if not augmenter.enabled:
         return None

@@ -36,8 +36,8 @@ def register_models(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_exporters(register: Callable[..., None]) -> None:
-    from exporters.torch_models import EmoNetExporter, LogMelCNNExporter, Wav2Vec2Exporter
+    from zoo.registry import LazyExporter
 
-    register("wav2vec2", Wav2Vec2Exporter())
-    register("logmel-cnn", LogMelCNNExporter())
-    register("emonet", EmoNetExporter())
+    register("wav2vec2", LazyExporter("exporters.torch_models:Wav2Vec2Exporter"))
+    register("logmel-cnn", LazyExporter("exporters.torch_models:LogMelCNNExporter"))
+    register("emonet", LazyExporter("exporters.torch_models:EmoNetExporter"))

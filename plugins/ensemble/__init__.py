@@ -20,6 +20,6 @@ def register_models(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_exporters(register: Callable[..., None]) -> None:
-    from exporters.ensemble import EnsembleExporter
+    from zoo.registry import LazyExporter
 
-    register("ensemble", EnsembleExporter())
+    register("ensemble", LazyExporter("exporters.ensemble:EnsembleExporter"))
