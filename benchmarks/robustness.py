@@ -209,14 +209,15 @@ def robustness_of_runner(runner: Any, split: Any, log: Log = lambda _: None,
 
 def speakers_matching(dataset: Any, wanted: Sequence[str]) -> np.ndarray:
     """Indices of the clips whose speaker is one of `wanted`: exactly, or after its corpus prefix
-    ("Actor_13" matches "ravdess/Actor_13"); "all" takes every clip. An unmatched name is an error."""
+    ("Actor_13" matches "ravdess/Actor_13"), or by that prefix ("ravdess": all its speakers); "all" takes every
+    clip. An unmatched name is an error."""
     names = [part.strip() for entry in wanted for part in entry.split(",") if part.strip()]
     if "all" in names:
         return np.arange(len(dataset))
     speakers = [str(s) if s is not None else "" for s in dataset.speakers]
     chosen = set()
     for name in names:
-        hits = {i for i, s in enumerate(speakers) if s == name or s.rsplit("/", 1)[-1] == name}
+        hits = {i for i, s in enumerate(speakers) if name in (s, s.rsplit("/", 1)[-1], s.split("/", 1)[0])}
         if not hits:
             raise EmozooError(f"no clips of speaker {name!r} (speakers look like {speakers[0]!r})")
         chosen |= hits
@@ -261,8 +262,8 @@ def subsample(indices: np.ndarray, labels: np.ndarray, limit: int | None, seed: 
 @click.command("robustness")
 @click.argument("models", nargs=-1, required=True)
 @click.option("--data", "data", required=True, multiple=True, help="Labelled dataset (repeat to combine corpora).")
-@click.option("--test-speakers", multiple=True, help="Held-out speakers (repeat or comma-separate; 'all' for "
-              "every clip) [default: a speaker-grouped split, --test-fraction of the speakers].")
+@click.option("--test-speakers", multiple=True, help="Held-out speakers (repeat or comma-separate; a corpus "
+              "name for all its speakers; 'all' for every clip) [default: a speaker-grouped split, --test-fraction of the speakers].")
 @click.option("--test-fraction", default=0.2, show_default=True, help="Share of speakers held out.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the speaker split and of --limit.")
 @click.option("--limit", type=click.IntRange(min=1), help="Score at most this many test clips (label shares kept).")

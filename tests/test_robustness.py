@@ -217,3 +217,19 @@ def test_bench_with_robustness_stores_it_in_the_records(subset, tmp_path):
     assert [c["id"] for c in record["conditions"]] == [c.id for c in test_conditions.CONDITIONS]
     assert set(record["families"]) == set(test_conditions.FAMILIES) and record["runtime"] == "native"
     validate(made.as_dict())
+
+
+def test_test_speakers_match_exactly_after_the_corpus_prefix_or_by_corpus(emodb_dir, ravdess_dir):
+    from benchmarks.robustness import speakers_matching
+    from zoo.errors import EmozooError
+
+    dataset = datasets.load_all([emodb_dir, ravdess_dir])
+    speakers = np.array([str(s) for s in dataset.speakers])
+    corpus = speakers_matching(dataset, ["ravdess"])
+    assert len(corpus) == sum(s.startswith("ravdess/") for s in speakers) > 0
+    one = speakers_matching(dataset, ["Actor_13"])
+    assert set(speakers[one]) == {"ravdess/Actor_13"}
+    assert set(speakers_matching(dataset, ["ravdess/Actor_13,emodb"])) == set(one) | {
+        i for i, s in enumerate(speakers) if s.startswith("emodb/")}
+    with pytest.raises(EmozooError, match="no clips of speaker 'Actor_99'"):
+        speakers_matching(dataset, ["Actor_99"])
