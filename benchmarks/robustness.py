@@ -263,7 +263,8 @@ def subsample(indices: np.ndarray, labels: np.ndarray, limit: int | None, seed: 
 @click.argument("models", nargs=-1, required=True)
 @click.option("--data", "data", required=True, multiple=True, help="Labelled dataset (repeat to combine corpora).")
 @click.option("--test-speakers", multiple=True, help="Held-out speakers (repeat or comma-separate; a corpus "
-              "name for all its speakers; 'all' for every clip) [default: a speaker-grouped split, --test-fraction of the speakers].")
+              "name for all its speakers; 'all' for every clip) [default: a speaker-grouped split, "
+              "--test-fraction of the speakers].")
 @click.option("--test-fraction", default=0.2, show_default=True, help="Share of speakers held out.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the speaker split and of --limit.")
 @click.option("--limit", type=click.IntRange(min=1), help="Score at most this many test clips (label shares kept).")
