@@ -187,3 +187,18 @@ def test_listing_models_loads_neither_onnx_nor_scikit_learn_until_a_model_needs_
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[:2] == ["[]", "True"]  # nothing heavy at registration; onnx once exporting
+
+
+def test_a_lazy_exporter_that_cannot_be_imported_fails_clearly_when_used():
+    from zoo.registry import LazyExporter
+
+    class Plugin:
+        @hookimpl
+        def register_exporters(self, register):
+            register("missing-family", LazyExporter("emozoo_no_such_module:Exporter"))
+
+    registry = build_registry(extra_plugins=(Plugin(),))
+    exporter, _ = registry.exporters["missing-family"]  # registering imports nothing, so nothing fails yet
+    assert not registry.broken
+    with pytest.raises(EmozooError, match="emozoo_no_such_module:Exporter cannot be loaded"):
+        getattr(exporter, "config")  # noqa: B009 - the attribute access is what fails
