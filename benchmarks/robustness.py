@@ -225,18 +225,10 @@ def speakers_matching(dataset: Any, wanted: Sequence[str]) -> np.ndarray:
 
 
 def speaker_folds(dataset: Any, pool: np.ndarray, n_folds: int, seed: int = 0) -> list[np.ndarray]:
-    """`pool`'s clips in `n_folds` speaker-grouped test folds (labels stratified; every speaker in one fold)."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    """`pool`'s clips in `n_folds` speaker-grouped test folds (`zoo.datasets.speaker_kfold` of those clips)."""
+    from zoo import datasets
 
-    every_speaker = dataset.speakers
-    if any(every_speaker[i] is None for i in pool):
-        raise EmozooError("--folds needs a speaker id for every clip")
-    speakers = np.array([str(every_speaker[i]) for i in pool])
-    if len(set(speakers)) < n_folds:
-        raise EmozooError(f"{len(set(speakers))} test speakers cannot fill {n_folds} folds")
-    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    labels = np.asarray(dataset.labels)[pool]
-    return [np.sort(pool[test]) for _, test in splitter.split(np.zeros(len(pool)), labels, speakers)]
+    return [np.sort(pool[test]) for _, test in datasets.speaker_kfold(dataset.subset(pool), n_folds, seed)]
 
 
 def _speakers_of(dataset: Any, indices: np.ndarray) -> np.ndarray:

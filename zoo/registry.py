@@ -38,7 +38,7 @@ class LazyExporter:
         self._exporter: Any = None
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
+        if name in ("_target", "_exporter") or name.startswith("__"):  # not set yet (a copy): no recursion
             raise AttributeError(name)
         if self._exporter is None:
             module, _, cls = self._target.partition(":")

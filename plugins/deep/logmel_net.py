@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from plugins.classic.features import LEVEL_FLOOR  # one floor for every family: digital silence is left unscaled
 from zoo.labels import LABELS
 
 NORMALIZATIONS = ("global", "utterance")
@@ -18,7 +19,6 @@ POOLINGS = ("attention", "stats")
 FREQUENCY_POOLINGS = ("flatten", "mean")
 
 
-LEVEL_FLOOR = 1e-8  # RMS below this (digital silence) is left unscaled, as plugins.classic.features does
 
 
 def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
