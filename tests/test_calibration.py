@@ -60,14 +60,16 @@ def test_calibrate_none_and_bad_entries() -> None:
 @pytest.fixture(scope="module")
 def ravdess_folds(ravdess_dir: Path) -> dict:
     """librosa-logreg (no augmentation: quick) in a 4-fold speaker cross-validation of RAVDESS: every clip's
-    calibrated and raw probabilities from the fold that held its speaker out, and the first fold's model."""
+    calibrated and raw probabilities from the fold that held its speaker out, and the first fold's model.
+    C=0.1 rather than the default 0.01: this small, unaugmented training set leaves the default model already
+    calibrated (ECE 0.025), so only a weaker-regularised, over-confident model shows what temperature does."""
     dataset = datasets.load(ravdess_dir)
     audio = datasets.load_waveforms(dataset.items, 16_000)
     speakers = [item.speaker for item in dataset.items]
     labels = dataset.labels
     raw, calibrated, models = np.zeros((len(labels), 6)), np.zeros((len(labels), 6)), []
     for train, test in datasets.speaker_kfold(dataset, 4, seed=0):
-        model = fit_with_speakers(zoo.create_model("librosa-logreg", augment="none"),
+        model = fit_with_speakers(zoo.create_model("librosa-logreg", augment="none", C=0.1),
                                   [audio.waveforms[i] for i in train], labels[train], [speakers[i] for i in train])
         clips = [audio.waveforms[i] for i in test]
         calibrated[test] = model.predict_proba(clips)

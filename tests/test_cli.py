@@ -314,10 +314,10 @@ def test_cv_sweep_shows_progress_in_a_log(emodb_dir: Path, tmp_path: Path) -> No
         writer.writerows([emodb_dir / r["path"], r["label"], r["speaker"]] for group in chosen.values() for r in group)
     env = {k: v for k, v in os.environ.items() if k != "EMOZOO_QUIET"} | {"EMOZOO_CACHE_DIR": str(tmp_path / "c")}
     result = subprocess.run([sys.executable, "-m", "zoo.cli", "cv", "librosa-logreg", "--data", str(manifest),
-                             "--folds", "2", "--sweep", "C=0.1,1"], capture_output=True, text=True, env=env)
+                             "--folds", "2", "--sweep", "C=0.01,1"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
     # a pipe, not a terminal: one line per tenth
     assert re.search(r"^features \([\w-]+\): 20/20 \(100%", result.stderr, re.MULTILINE), lines
-    for run in ("cv librosa-logreg:", "cv librosa-logreg C=1:"):  # C=0.1 is the default, so not named
+    for run in ("cv librosa-logreg:", "cv librosa-logreg C=1:"):  # C=0.01 is the default, so not named
         assert [line for line in lines if line.startswith(f"{run} fold ")][-1].startswith(f"{run} fold 2/2 done")

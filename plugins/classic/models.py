@@ -288,7 +288,7 @@ class LibrosaLogReg(ClassicModel):
     def __init__(
         self,
         features: str = "default",
-        C: float = 0.1,
+        C: float = 0.01,
         max_iter: int = 5000,
         random_state: int = 0,
         n_jobs: int | None = None,
