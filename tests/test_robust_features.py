@@ -45,7 +45,7 @@ def _graph_features(name: str, waveforms: list[np.ndarray]) -> np.ndarray:
     return session.run(None, {"waveform": batch, "lengths": lengths})[0]
 
 
-@pytest.mark.parametrize("name", ["emorobust", "emostats"])
+@pytest.mark.parametrize("name", ["emorobust", "emostats", "emorobust-nf-floor"])
 def test_features_do_not_depend_on_the_level_natively_or_in_onnx(name: str, clips: list[np.ndarray]) -> None:
     config = feature_config(name)
     reference = np.stack([extract(w, config) for w in clips])
@@ -121,6 +121,31 @@ def test_noise_floor_rule_keeps_noisy_pauses_out_of_speech_natively_and_in_onnx(
         assert (found & clean_speech).sum() >= 0.5 * clean_speech.sum()  # and most of that speech is kept
     graph = _graph_features("emorobust-nf", noisy)
     native = np.stack([extract(w, robust) for w in noisy])
+    assert np.max(np.abs(graph - native) / (np.abs(native) + 1.0)) < 1e-3
+
+
+def test_spectral_floor_hides_a_missing_top_band_natively_and_in_onnx(clips: list[np.ndarray]) -> None:
+    """A low-passed copy (as a low-bitrate MP3 leaves it) moves the top log-mel bands' means by tens of dB
+    without the floor; with emorobust-nf-floor those bands sit on the floor in both, so they move far less."""
+    from scipy.signal import butter, sosfiltfilt
+
+    from plugins.classic.features import emostats_descriptor_names
+
+    floored, plain = feature_config("emorobust-nf-floor"), feature_config("emorobust-nf")
+    assert floored.floor > plain.floor and floored.n_mels == plain.n_mels
+    names = emostats_descriptor_names(floored)
+    top = [names.index(f"logmel{band}_mean") for band in range(floored.n_mels - 3, floored.n_mels)]
+    lowpass = butter(10, 6_500, fs=16_000, output="sos")
+    muffled = [sosfiltfilt(lowpass, c).astype(np.float32) for c in clips]
+    shifts = {}
+    for config in (floored, plain):
+        before = np.stack([extract(c, config) for c in clips])[:, top]
+        after = np.stack([extract(c, config) for c in muffled])[:, top]
+        shifts[config.name] = np.abs(before - after).mean()
+    assert shifts["emorobust-nf"] > 15.0, shifts  # dB: the band is gone
+    assert shifts["emorobust-nf-floor"] < shifts["emorobust-nf"] / 3, shifts
+    native = np.stack([extract(w, floored) for w in muffled])
+    graph = _graph_features("emorobust-nf-floor", muffled)
     assert np.max(np.abs(graph - native) / (np.abs(native) + 1.0)) < 1e-3
 
 

@@ -94,6 +94,12 @@ FEATURE_SETS: dict[str, Any] = {
     "emorobust": functools.partial(EmoStatsConfig, name="emorobust", voice_quality=True),
     "emorobust-nf": functools.partial(EmoStatsConfig, name="emorobust-nf", voice_quality=True,
                                       speech_floor_margin_db=10.0, speech_floor_gate_db=(5.0, 10.0)),
+    # emorobust-nf with a spectral floor 50 dB or so under the loudest mel band of the level-normalised clip: band
+    # energies below it (a codec's missing top band, faint noise in spectral valleys) read as the floor, so such
+    # changes move the statistics less; docs/robustness.md ("Spectral floor") has the trade-off measured
+    "emorobust-nf-floor": functools.partial(EmoStatsConfig, name="emorobust-nf-floor", voice_quality=True,
+                                            speech_floor_margin_db=10.0, speech_floor_gate_db=(5.0, 10.0),
+                                            floor=1e-2),
     "emostats": EmoStatsConfig,
     "seed": SeedConfig,
 }
