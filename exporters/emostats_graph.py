@@ -70,7 +70,8 @@ def build_emostats_graph(g: GraphBuilder, waveform: str, lengths: str, config: E
     )
     autocorr = g.op("MatMul", g.cast(power, DOUBLE), g.const(layout.bin_rows(constants["autocorr"]), np.float64,
                                                              "autocorr"))
-    log_mel = g.op("Mul", g.op("Log", g.op("Add", mel_energy, floor)), log10_scale)  # [B, F, mels]
+    mel_floor = g.const(constants["mel_floor"], np.float64, "mel_floor")
+    log_mel = g.op("Mul", g.op("Log", g.op("Add", mel_energy, mel_floor)), log10_scale)  # [B, F, mels]
     mfcc = g.op("MatMul", log_mel, g.const(constants["dct"], np.float64, "dct"))
     total = g.op("Add", power_sum, floor)  # [B, F, 1]
     log_energy = g.op("Mul", g.op("Log", g.op("Div", total, g.scalar(float(n_bins)))), log10_scale)

@@ -64,6 +64,9 @@ class EmoStatsConfig:
     speech_floor_percentile: float = 10.0
     speech_floor_spread_percentile: float = 1.0
     speech_floor_gate_db: tuple[float, float] | None = None  # None: the floor rule always (first emorobust-nf)
+    # a higher floor for the log-mel bands centred at or above mel_floor_from_hz (0: `floor` for every band)
+    mel_floor: float = 0.0
+    mel_floor_from_hz: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -73,6 +76,8 @@ class EmoStatsConfig:
             del data["speech_floor_spread_percentile"], data["speech_floor_gate_db"]
         if not self.speech_floor_margin_db:
             del data["speech_floor_margin_db"], data["speech_floor_percentile"]
+        if not self.mel_floor:
+            del data["mel_floor"], data["mel_floor_from_hz"]
         return data
 
 
@@ -94,12 +99,12 @@ FEATURE_SETS: dict[str, Any] = {
     "emorobust": functools.partial(EmoStatsConfig, name="emorobust", voice_quality=True),
     "emorobust-nf": functools.partial(EmoStatsConfig, name="emorobust-nf", voice_quality=True,
                                       speech_floor_margin_db=10.0, speech_floor_gate_db=(5.0, 10.0)),
-    # emorobust-nf with a spectral floor 50 dB or so under the loudest mel band of the level-normalised clip: band
-    # energies below it (a codec's missing top band, faint noise in spectral valleys) read as the floor, so such
-    # changes move the statistics less; docs/robustness.md ("Spectral floor") has the trade-off measured
+    # emorobust-nf whose log-mel bands from 4 kHz up have a floor 50 dB or so under the loudest band of the
+    # level-normalised clip: energy below it there (a low-bitrate codec's missing top band, faint noise) reads as
+    # the floor, so it moves the statistics less; docs/robustness.md ("Spectral floor") has the trade-off measured
     "emorobust-nf-floor": functools.partial(EmoStatsConfig, name="emorobust-nf-floor", voice_quality=True,
                                             speech_floor_margin_db=10.0, speech_floor_gate_db=(5.0, 10.0),
-                                            floor=1e-2),
+                                            mel_floor=1e-2, mel_floor_from_hz=4_000.0),
     "emostats": EmoStatsConfig,
     "seed": SeedConfig,
 }
@@ -168,7 +173,10 @@ def emostats_constants(config: EmoStatsConfig) -> dict[str, np.ndarray]:
     hz = frequencies_khz * 1000.0
     low, middle, high = config.alpha_bands_hz
     split = config.hammarberg_split_hz
+    centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax)[1:-1]
+    raised = config.mel_floor > 0 and centres >= config.mel_floor_from_hz
     return {
+        "mel_floor": np.where(raised, config.mel_floor, config.floor).astype(np.float64),
         "alpha_bands": np.column_stack([(hz >= low) & (hz < middle), (hz >= middle) & (hz < high)]).astype(np.float64),
         "hammarberg_bands": np.column_stack([hz < split, (hz >= split) & (hz < high)]).astype(np.float64),
         "window": window,
@@ -248,7 +256,7 @@ def _emostats_frames(power: np.ndarray, config: EmoStatsConfig) -> dict[str, np.
     """Per-frame descriptors: each frame's depend on that frame's power spectrum alone."""
     constants = emostats_constants(config)
     floor = config.floor
-    log_mel = 10.0 * np.log10(power @ constants["mel"].T + floor)
+    log_mel = 10.0 * np.log10(power @ constants["mel"].T + constants["mel_floor"])
     mfcc = log_mel @ constants["dct"]
     total = power.sum(axis=1) + floor
     log_energy = 10.0 * np.log10(total / power.shape[1])
