@@ -174,7 +174,7 @@ def emostats_constants(config: EmoStatsConfig) -> dict[str, np.ndarray]:
     low, middle, high = config.alpha_bands_hz
     split = config.hammarberg_split_hz
     centres = librosa.mel_frequencies(config.n_mels + 2, fmin=config.fmin, fmax=config.fmax)[1:-1]
-    raised = config.mel_floor > 0 and centres >= config.mel_floor_from_hz
+    raised = (centres >= config.mel_floor_from_hz) & (config.mel_floor > 0)  # one entry per band, set or not
     return {
         "mel_floor": np.where(raised, config.mel_floor, config.floor).astype(np.float64),
         "alpha_bands": np.column_stack([(hz >= low) & (hz < middle), (hz >= middle) & (hz < high)]).astype(np.float64),

@@ -19,8 +19,6 @@ POOLINGS = ("attention", "stats")
 FREQUENCY_POOLINGS = ("flatten", "mean")
 
 
-
-
 def normalise_level(waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Each clip divided by the RMS of its valid samples (padding is zero and stays zero), so the log-mel
     floor sits at the same distance below the speech whatever the recording level."""
